@@ -1,0 +1,417 @@
+package headless
+
+import (
+	"cmp"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
+
+	"github.com/miekg/dns"
+)
+
+// records is the immutable snapshot of one headless service. It keeps the
+// kubernetes plugin's view of the service, one entry per ready address and
+// port of every EndpointSlice, already deduplicated and grouped, so that an
+// answer is a walk over a few entries that builds records from shared data.
+type records struct {
+	name, namespace string
+
+	eps     []epRec    // distinct (address, host) pairs
+	hosts   []hostRec  // distinct endpoint labels, sorted by lower case label
+	ports   []portRec  // distinct ports
+	entries []entry    // every address x port, grouped by host in hosts order
+	combos  []comboRec // the entries of each (port name, protocol)
+	// targets holds the SRV target and PTR name of every host in every
+	// zone: host h in zone z is targets[z*len(hosts)+h].
+	targets []string
+}
+
+// epRec is one endpoint address with the label it is known by.
+type epRec struct {
+	ip   net.IP // 4 or 16 bytes, shared by every record built from it
+	host int32
+}
+
+// hostRec is one endpoint label and its run of entries.
+type hostRec struct {
+	name   string // as the EndpointSlice gives it, used in SRV targets
+	lower  string // for matching query names
+	lo, hi int32  // its entries: entries[lo:hi]
+}
+
+// portRec is one port; port -1 stands for a slice without ports.
+type portRec struct {
+	name, protocol string // lower case
+	port           int32
+}
+
+// comboRec holds the entries that a _port._protocol name selects.
+type comboRec struct {
+	name, protocol string
+	entries        []entry
+}
+
+// entry is one (endpoint address, port) pair. Its flags mark the first
+// occurrence of each record it yields, so duplicates are skipped without a
+// set at query time.
+type entry struct {
+	ep, port int32
+	flags    uint8
+}
+
+const (
+	firstAddr uint8 = 1 << iota // first with this address: one A or AAAA record
+	firstEP                     // first with this address and host: one A or AAAA for a host name
+	firstSRV                    // first with this host and port number: one SRV record
+	firstGlue                   // first with this address and host among those with a port: one glue record
+)
+
+// buildRecords reduces the EndpointSlices of a headless service to records.
+func buildRecords(name, namespace string, ess []*endpointSlice, zones []string) *records {
+	r := &records{name: name, namespace: namespace}
+	ess = slices.SortedFunc(slices.Values(ess), func(a, b *endpointSlice) int { return cmp.Compare(a.name, b.name) })
+
+	hostIdx := r.indexHosts(ess)
+	epIdx := make(map[epKey]int32)
+	portIdx := make(map[portRec]int32)
+	for _, s := range ess {
+		for _, e := range s.endpoints {
+			h := hostIdx[strings.ToLower(e.host)]
+			ep := r.addEndpoint(epIdx, e.addr, h)
+			for _, p := range s.ports {
+				r.entries = append(r.entries, entry{ep: ep, port: r.addPort(portIdx, p)})
+			}
+		}
+	}
+	slices.SortStableFunc(r.entries, func(a, b entry) int { return cmp.Compare(r.eps[a.ep].host, r.eps[b.ep].host) })
+	r.entries = r.flag(r.entries)
+	r.rangeHosts()
+	r.groupCombos()
+	r.buildTargets(zones)
+	return r
+}
+
+type epKey struct {
+	addr netip.Addr
+	host int32
+}
+
+// indexHosts fills r.hosts with the distinct labels in sorted order.
+func (r *records) indexHosts(ess []*endpointSlice) map[string]int32 {
+	names := make(map[string]string)
+	for _, s := range ess {
+		for _, e := range s.endpoints {
+			l := strings.ToLower(e.host)
+			if _, ok := names[l]; !ok {
+				names[l] = e.host
+			}
+		}
+	}
+	lowers := slices.Sorted(func(yield func(string) bool) {
+		for l := range names {
+			if !yield(l) {
+				return
+			}
+		}
+	})
+	idx := make(map[string]int32, len(lowers))
+	r.hosts = make([]hostRec, len(lowers))
+	for i, l := range lowers {
+		r.hosts[i] = hostRec{name: names[l], lower: l}
+		idx[l] = int32(i) // #nosec G115 -- bounded by the slice's length
+	}
+	return idx
+}
+
+func (r *records) addEndpoint(idx map[epKey]int32, addr netip.Addr, host int32) int32 {
+	k := epKey{addr, host}
+	if i, ok := idx[k]; ok {
+		return i
+	}
+	i := int32(len(r.eps)) // #nosec G115
+	idx[k] = i
+	r.eps = append(r.eps, epRec{ip: net.IP(addr.AsSlice()), host: host})
+	return i
+}
+
+func (r *records) addPort(idx map[portRec]int32, p slicePort) int32 {
+	k := portRec{name: strings.ToLower(p.name), protocol: strings.ToLower(p.protocol), port: p.port}
+	if i, ok := idx[k]; ok {
+		return i
+	}
+	i := int32(len(r.ports)) // #nosec G115
+	idx[k] = i
+	r.ports = append(r.ports, k)
+	return i
+}
+
+// flag returns a copy of entries with the first-occurrence flags set for
+// that sequence.
+func (r *records) flag(entries []entry) []entry {
+	out := make([]entry, len(entries))
+	addrs := make(map[netip.Addr]bool)
+	eps := make(map[int32]bool)
+	srvs := make(map[[2]int32]bool)
+	glue := make(map[int32]bool)
+	for i, e := range entries {
+		e.flags = 0
+		if a := r.addr(e.ep); !addrs[a] {
+			addrs[a] = true
+			e.flags |= firstAddr
+		}
+		if !eps[e.ep] {
+			eps[e.ep] = true
+			e.flags |= firstEP
+		}
+		if port := r.ports[e.port].port; port != -1 {
+			if k := [2]int32{r.eps[e.ep].host, port}; !srvs[k] {
+				srvs[k] = true
+				e.flags |= firstSRV
+			}
+			if !glue[e.ep] {
+				glue[e.ep] = true
+				e.flags |= firstGlue
+			}
+		}
+		out[i] = e
+	}
+	return out
+}
+
+func (r *records) addr(ep int32) netip.Addr {
+	a, _ := netip.AddrFromSlice(r.eps[ep].ip)
+	return a
+}
+
+// rangeHosts records where each host's run of entries lies.
+func (r *records) rangeHosts() {
+	for i, e := range r.entries {
+		h := &r.hosts[r.eps[e.ep].host]
+		if h.hi == 0 {
+			h.lo = int32(i) // #nosec G115
+		}
+		h.hi = int32(i + 1) // #nosec G115
+	}
+}
+
+// groupCombos splits the entries by port name and protocol.
+func (r *records) groupCombos() {
+	type key struct{ name, protocol string }
+	groups := make(map[key][]entry)
+	for _, e := range r.entries {
+		p := r.ports[e.port]
+		k := key{p.name, p.protocol}
+		groups[k] = append(groups[k], e)
+	}
+	for k, es := range groups {
+		r.combos = append(r.combos, comboRec{name: k.name, protocol: k.protocol, entries: r.flag(es)})
+	}
+	slices.SortFunc(r.combos, func(a, b comboRec) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.protocol, b.protocol))
+	})
+}
+
+func (r *records) buildTargets(zones []string) {
+	r.targets = make([]string, 0, len(zones)*len(r.hosts))
+	for _, z := range zones {
+		for _, h := range r.hosts {
+			r.targets = append(r.targets, r.target(h.name, z))
+		}
+	}
+}
+
+// target is the name of an endpoint: host.service.namespace.svc.zone.
+func (r *records) target(host, zone string) string {
+	return host + "." + r.name + "." + r.namespace + ".svc." + zone
+}
+
+// zoneTargets returns the targets of every host in zone z.
+func (r *records) zoneTargets(z int) []string {
+	n := len(r.hosts)
+	return r.targets[z*n : (z+1)*n : (z+1)*n]
+}
+
+// selection is the set of entries that one query name selects.
+type selection struct {
+	recs     *records
+	entries  []entry
+	addrFlag uint8 // firstAddr, or firstEP when the name is a host's
+}
+
+// exists reports whether the name exists: the kubernetes plugin answers
+// NXDOMAIN for a name that selects no entry.
+func (s selection) exists() bool { return len(s.entries) > 0 }
+
+// selectAll selects every entry: the service name.
+func (r *records) selectAll() selection {
+	return selection{recs: r, entries: r.entries, addrFlag: firstAddr}
+}
+
+// selectHost selects the entries of one endpoint label (lower case).
+func (r *records) selectHost(host string) selection {
+	i, ok := slices.BinarySearchFunc(r.hosts, host, func(h hostRec, t string) int { return cmp.Compare(h.lower, t) })
+	if !ok {
+		return selection{recs: r}
+	}
+	h := r.hosts[i]
+	return selection{recs: r, entries: r.entries[h.lo:h.hi], addrFlag: firstEP}
+}
+
+// selectPort selects the entries of _port._protocol (both lower case, the
+// underscores stripped). An empty port or protocol matches any, as in the
+// kubernetes plugin.
+func (r *records) selectPort(port, protocol string) selection {
+	if port != "" && protocol != "" {
+		for _, c := range r.combos {
+			if c.name == port && c.protocol == protocol {
+				return selection{recs: r, entries: c.entries, addrFlag: firstAddr}
+			}
+		}
+		return selection{recs: r}
+	}
+	var es []entry
+	for _, e := range r.entries {
+		p := r.ports[e.port]
+		if (port == "" || p.name == port) && (protocol == "" || p.protocol == protocol) {
+			es = append(es, e)
+		}
+	}
+	return selection{recs: r, entries: r.flag(es), addrFlag: firstAddr}
+}
+
+// addresses returns the A (or, with v6, AAAA) records of the selection, owned
+// by qname.
+func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
+	n := 0
+	for _, e := range s.entries {
+		if e.flags&s.addrFlag != 0 && s.isV6(e) == v6 {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	rrs := make([]dns.RR, 0, n)
+	hdr := dns.RR_Header{Name: qname, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}
+	if v6 {
+		hdr.Rrtype = dns.TypeAAAA
+		aaaa := make([]dns.AAAA, n)
+		for _, e := range s.entries {
+			if e.flags&s.addrFlag != 0 && s.isV6(e) {
+				rr := &aaaa[len(rrs)]
+				rr.Hdr, rr.AAAA = hdr, s.recs.eps[e.ep].ip
+				rrs = append(rrs, rr)
+			}
+		}
+		return rrs
+	}
+	a := make([]dns.A, n)
+	for _, e := range s.entries {
+		if e.flags&s.addrFlag != 0 && !s.isV6(e) {
+			rr := &a[len(rrs)]
+			rr.Hdr, rr.A = hdr, s.recs.eps[e.ep].ip
+			rrs = append(rrs, rr)
+		}
+	}
+	return rrs
+}
+
+func (s selection) isV6(e entry) bool { return len(s.recs.eps[e.ep].ip) == net.IPv6len }
+
+// srv returns the SRV records of the selection, owned by qname, with targets
+// taken from targets (one per host), and their address records as glue.
+func (s selection) srv(qname string, targets []string, ttl uint32) (answer, extra []dns.RR) {
+	nsrv, n4, n6 := 0, 0, 0
+	for _, e := range s.entries {
+		if e.flags&firstSRV != 0 {
+			nsrv++
+		}
+		if e.flags&firstGlue != 0 {
+			if s.isV6(e) {
+				n6++
+			} else {
+				n4++
+			}
+		}
+	}
+	if nsrv == 0 {
+		return nil, nil
+	}
+	weight := srvWeight(len(s.entries))
+	srvs := make([]dns.SRV, 0, nsrv)
+	a := make([]dns.A, 0, n4)
+	aaaa := make([]dns.AAAA, 0, n6)
+	answer = make([]dns.RR, 0, nsrv)
+	extra = make([]dns.RR, 0, n4+n6)
+	for _, e := range s.entries {
+		ep := s.recs.eps[e.ep]
+		target := targets[ep.host]
+		if e.flags&firstSRV != 0 {
+			srvs = append(srvs, dns.SRV{
+				Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
+				Weight: weight, Port: uint16(s.recs.ports[e.port].port), Target: target, // #nosec G115 -- a port number
+			})
+			answer = append(answer, &srvs[len(srvs)-1])
+		}
+		if e.flags&firstGlue == 0 {
+			continue
+		}
+		if s.isV6(e) {
+			aaaa = append(aaaa, dns.AAAA{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ep.ip})
+			extra = append(extra, &aaaa[len(aaaa)-1])
+			continue
+		}
+		a = append(a, dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ep.ip})
+		extra = append(extra, &a[len(a)-1])
+	}
+	return answer, extra
+}
+
+// srvWeight is the weight the kubernetes plugin gives each of n SRV records
+// of priority 0, computed the way it does so that both agree to the unit.
+func srvWeight(n int) uint16 {
+	w := uint16(math.Floor(100.0 / float64(100*n) * 100))
+	return max(w, 1)
+}
+
+// ptrRecords returns one PTR record, owned by qname, per distinct name of refs.
+func ptrRecords(qname string, refs []ptrRef, ttl uint32) []dns.RR {
+	rrs := make([]dns.RR, 0, len(refs))
+	ptrs := make([]dns.PTR, 0, len(refs))
+	for _, ref := range refs {
+		name := ref.recs.zoneTargets(0)[ref.host] // the primary zone
+		if slices.ContainsFunc(ptrs, func(p dns.PTR) bool { return p.Ptr == name }) {
+			continue
+		}
+		ptrs = append(ptrs, dns.PTR{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: ttl}, Ptr: name})
+		rrs = append(rrs, &ptrs[len(ptrs)-1])
+	}
+	return rrs
+}
+
+// soa returns the SOA record of zone, as the kubernetes plugin writes it.
+func (h *Headless) soa(zone string) dns.RR {
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: min(h.ttl, 300)},
+		Ns:      dnsutil.Join("ns.dns", zone),
+		Mbox:    dnsutil.Join("hostmaster", zone),
+		Serial:  h.index.serial(),
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  h.ttl,
+	}
+}
+
+// dnsSchemaVersion is the version of the Kubernetes DNS specification served.
+const dnsSchemaVersion = "1.1.0"
+
+// dnsVersion is the record that names the version of the Kubernetes DNS
+// specification served.
+func dnsVersion(qname string) dns.RR {
+	return &dns.TXT{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 28800}, Txt: []string{dnsSchemaVersion}}
+}

@@ -1,0 +1,115 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// StartAPIServer starts kube-apiserver, on the same port and etcd as before,
+// after StopAPIServer, and waits until it is ready. It is a no-op if the API
+// server is running.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StartTimeout)
+	defer cancel()
+	return c.startAPIServer(ctx)
+}
+
+// StopAPIServer stops kube-apiserver, leaving etcd and its data. See
+// StartAPIServer.
+func (c *Cluster) StopAPIServer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.apiserver.stop()
+}
+
+// startAPIServer starts kube-apiserver and waits until /readyz is ok.
+func (c *Cluster) startAPIServer(ctx context.Context) error {
+	p, err := c.spawnAPIServer()
+	if p == nil || err != nil {
+		return err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // self-signed, on loopback
+		DisableKeepAlives: true,
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+	return poll(ctx, p, func(ctx context.Context) error { return c.ready(ctx, hc) })
+}
+
+// spawnAPIServer starts the kube-apiserver process. It returns nil, nil if it
+// is running already.
+func (c *Cluster) spawnAPIServer() (*process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return nil, errors.New("cluster stopped")
+	}
+	if c.apiserver != nil && c.apiserver.exited() == nil {
+		return nil, nil
+	}
+	p, err := startProcess("kube-apiserver", c.apiserverBin, c.path("kube-apiserver.log"), c.apiserverArgs())
+	if err != nil {
+		return nil, err
+	}
+	c.apiserver = p
+	return p, nil
+}
+
+// apiserverArgs returns the flags of kube-apiserver: loopback only, no
+// controllers to depend on, and nothing a test does not need.
+func (c *Cluster) apiserverArgs() []string {
+	authz := "RBAC"
+	if c.opts.AlwaysAllow {
+		authz = "AlwaysAllow"
+	}
+	key := c.path("sa.key")
+	args := []string{
+		"--etcd-servers=" + c.etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.port),
+		"--cert-dir=" + c.path("certs"),
+		"--token-auth-file=" + c.path("tokens.csv"),
+		"--authorization-mode=" + authz,
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + key,
+		"--service-account-signing-key-file=" + key,
+		"--service-cluster-ip-range=" + c.opts.ServiceCIDR,
+		"--endpoint-reconciler-type=none",
+		// Without a controller manager no namespace gets a default
+		// ServiceAccount, which the admission plugin requires of a Pod.
+		"--disable-admission-plugins=ServiceAccount",
+		// Leaner: no request queuing, profiling or periodic etcd polls.
+		"--enable-priority-and-fairness=false",
+		"--profiling=false",
+		"--etcd-count-metric-poll-period=0",
+		"--etcd-db-metric-poll-interval=0",
+	}
+	return append(args, c.opts.ExtraAPIServerArgs...)
+}
+
+// ready returns nil if the API server's /readyz is ok.
+func (c *Cluster) ready(ctx context.Context, hc *http.Client) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+		return fmt.Errorf("/readyz: %s: %s", resp.Status, body)
+	}
+	return nil
+}

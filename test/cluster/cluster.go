@@ -1,0 +1,185 @@
+// Package cluster starts a local Kubernetes control plane, etcd and
+// kube-apiserver without controllers or nodes, for end-to-end tests.
+//
+// Everything listens on 127.0.0.1, on ports picked at run time, so that
+// several clusters can run at once. The API server authenticates a static
+// admin token and serves a self-signed certificate.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Options configures a Cluster. The zero value is a single-stack IPv4
+// cluster with RBAC authorization.
+type Options struct {
+	// AlwaysAllow authorizes every request, --authorization-mode=AlwaysAllow,
+	// instead of RBAC.
+	AlwaysAllow bool
+	// ServiceCIDR is --service-cluster-ip-range, by default 10.96.0.0/16; a
+	// dual-stack cluster has two, such as "10.96.0.0/16,fd00:10:96::/112".
+	ServiceCIDR string
+	// StartTimeout bounds Start and StartAPIServer, by default 60s.
+	StartTimeout time.Duration
+	// KeepDir keeps the work directory, with the logs, after Stop.
+	KeepDir bool
+	// ExtraAPIServerArgs are appended to the kube-apiserver flags, so they
+	// override the defaults.
+	ExtraAPIServerArgs []string
+}
+
+// withDefaults returns o with its zero fields defaulted.
+func (o Options) withDefaults() Options {
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = "10.96.0.0/16"
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	return o
+}
+
+// Cluster is a running etcd and kube-apiserver.
+type Cluster struct {
+	// Kubeconfig is the path of an admin kubeconfig file for the cluster.
+	Kubeconfig string
+	// Server is the URL of the API server, https://127.0.0.1:port.
+	Server string
+	// Token is the admin bearer token, in the group system:masters.
+	Token string
+	// Dir is the work directory: etcd data, certificates, keys, logs.
+	Dir string
+	// Client is an admin clientset built from RESTConfig.
+	Client kubernetes.Interface
+	// RESTConfig is the admin client configuration; it does not rate limit.
+	RESTConfig *rest.Config
+
+	opts                  Options
+	etcdBin, apiserverBin string
+	etcdURL               string
+	port                  int // of the API server
+
+	mu        sync.Mutex
+	etcd      *process
+	apiserver *process
+	stopped   bool
+}
+
+// Start starts etcd and kube-apiserver, building them first if needed (see
+// Binaries), and returns once the API server is ready. Call Stop when done.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	opts = opts.withDefaults()
+	etcdBin, apiserverBin, err := Binaries()
+	if err != nil {
+		return nil, err
+	}
+	// A port picked free can be taken before the server binds it: retry.
+	for range 3 {
+		var c *Cluster
+		c, err = start(ctx, opts, etcdBin, apiserverBin)
+		if !errors.Is(err, errAddrInUse) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// start starts a cluster in a new work directory, cleaning up on failure.
+func start(ctx context.Context, opts Options, etcdBin, apiserverBin string) (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "headless-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, opts: opts, etcdBin: etcdBin, apiserverBin: apiserverBin}
+	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancel()
+	if err := c.start(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// start writes the files the servers need, starts them and builds the
+// clients.
+func (c *Cluster) start(ctx context.Context) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	if err := c.startEtcd(ctx); err != nil {
+		return err
+	}
+	if err := c.startAPIServer(ctx); err != nil {
+		return err
+	}
+	return c.connect()
+}
+
+// prepare picks the API server's port and writes its token and key files.
+func (c *Cluster) prepare() error {
+	var err error
+	if c.port, err = freePort(); err != nil {
+		return err
+	}
+	c.Server = fmt.Sprintf("https://127.0.0.1:%d", c.port)
+	if c.Token, err = newToken(); err != nil {
+		return err
+	}
+	if err := writeTokenFile(c.path("tokens.csv"), c.Token); err != nil {
+		return err
+	}
+	return writeServiceAccountKey(c.path("sa.key"))
+}
+
+// connect writes the admin kubeconfig and builds the admin clients.
+func (c *Cluster) connect() error {
+	c.Kubeconfig = c.path("kubeconfig")
+	if err := writeKubeconfig(c.Kubeconfig, c.Server, "admin", c.Token); err != nil {
+		return err
+	}
+	c.RESTConfig = &rest.Config{
+		Host:            c.Server,
+		BearerToken:     c.Token,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
+		QPS:             -1, // no client-side rate limit
+		UserAgent:       "headless-e2e",
+	}
+	client, err := kubernetes.NewForConfig(c.RESTConfig)
+	c.Client = client
+	return err
+}
+
+// Stop stops the API server, then etcd, and removes the work directory
+// unless Options.KeepDir. It can be called more than once.
+func (c *Cluster) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	c.apiserver.stop()
+	c.etcd.stop()
+	if !c.opts.KeepDir {
+		os.RemoveAll(c.Dir)
+	}
+}
+
+// Logs returns the paths of the etcd and kube-apiserver log files.
+func (c *Cluster) Logs() string {
+	return fmt.Sprintf("etcd: %s, kube-apiserver: %s", c.path("etcd.log"), c.path("kube-apiserver.log"))
+}
+
+// path returns the path of name in the work directory.
+func (c *Cluster) path(name string) string {
+	return filepath.Join(c.Dir, name)
+}
