@@ -81,10 +81,14 @@ func etcdHealthy(ctx context.Context, hc *http.Client, url string) error {
 func poll(ctx context.Context, p *process, check func(context.Context) error) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	var last error // of a check that ctx did not cut short
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() == nil {
+			last = err
 		}
 		if exit := p.exited(); exit != nil {
 			if p.bindFailed() {
@@ -94,7 +98,7 @@ func poll(ctx context.Context, p *process, check func(context.Context) error) er
 		}
 		select {
 		case <-ctx.Done():
-			return p.failed(fmt.Errorf("%s not ready: %w; last check: %v", p.name, ctx.Err(), err))
+			return p.failed(fmt.Errorf("%s not ready: %w; last check: %v", p.name, ctx.Err(), last))
 		case <-p.done:
 		case <-t.C:
 		}

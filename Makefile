@@ -1,0 +1,40 @@
+# Builds a CoreDNS binary with every in-tree plugin plus headless, from the
+# CoreDNS module in the Go module cache and this checkout's plugin.cfg.
+
+COREDNS_VERSION := $(shell go list -m -f '{{.Version}}' github.com/coredns/coredns)
+COREDNS_DIR = $(shell go mod download -json github.com/coredns/coredns@$(COREDNS_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+BUILD := build/coredns-$(COREDNS_VERSION)
+GOTAGS ?= grpcnotrace
+SOURCES := $(wildcard *.go) go.mod go.sum plugin.cfg
+
+.PHONY: all
+all: coredns
+
+# The CoreDNS source tree, writable, with our plugin.cfg and the plugin module
+# replaced by this checkout.
+$(BUILD)/.prepared: plugin.cfg go.mod
+	rm -rf $(BUILD)
+	mkdir -p build
+	cp -r $(COREDNS_DIR) $(BUILD)
+	chmod -R u+w $(BUILD)
+	cp plugin.cfg $(BUILD)/plugin.cfg
+	cd $(BUILD) && go mod edit -require=github.com/headlessdns/headless@v0.0.0 -replace=github.com/headlessdns/headless=../..
+	cd $(BUILD) && go generate coredns.go && go mod tidy
+	touch $@
+
+coredns: $(BUILD)/.prepared $(SOURCES)
+	cd $(BUILD) && CGO_ENABLED=0 go build -tags="$(GOTAGS)" -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=headless" -o $(CURDIR)/coredns .
+
+# kube-apiserver and etcd for the end-to-end tests, built once into a cache.
+.PHONY: tools
+tools:
+	go run ./test/cluster/cmd/buildtools
+
+.PHONY: test
+test: coredns tools
+	go vet ./...
+	go test -race -count=1 ./...
+
+.PHONY: clean
+clean:
+	rm -rf build coredns

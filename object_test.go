@@ -1,0 +1,94 @@
+package headless
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestToService(t *testing.T) {
+	tests := []struct {
+		svc      *core.Service
+		headless bool
+		ips      []netip.Addr
+	}{
+		{headlessService("ns", "h"), true, nil},
+		{clusterIPService("ns", "c", "10.96.0.1"), false, []netip.Addr{netip.MustParseAddr("10.96.0.1")}},
+		{&core.Service{ObjectMeta: meta.ObjectMeta{Name: "x"}, Spec: core.ServiceSpec{Type: core.ServiceTypeExternalName, ClusterIP: core.ClusterIPNone}}, false, nil},
+	}
+	for _, tc := range tests {
+		obj, err := toService(tc.svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := obj.(*service)
+		if s.name != tc.svc.Name || s.headless != tc.headless || !reflect.DeepEqual(s.clusterIPs, tc.ips) {
+			t.Errorf("%s: got %+v, want headless %v ips %v", tc.svc.Name, s, tc.headless, tc.ips)
+		}
+		if again, _ := toService(s); again != s {
+			t.Errorf("%s: transform is not idempotent", tc.svc.Name)
+		}
+	}
+}
+
+func TestToEndpointSlice(t *testing.T) {
+	bad := "Not_A_Label"
+	s := endpointSliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{port("http", 80, core.ProtocolTCP), {}},
+		endpoint("10.0.0.1", "web-0"),
+		withReady(endpoint("10.0.0.2", "web-1"), false),
+		endpoint("10.0.0.3", ""),
+		withPod(endpoint("10.0.0.4", ""), "pod-a"),
+		endpoint("not-an-ip", ""),
+		endpoint("10.0.0.5", bad+".x"),
+	)
+	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: "2026-11-27T12:00:00.5Z"}
+	got := toEndpointSlice(s, true)
+	want := []sliceEndpoint{
+		{netip.MustParseAddr("10.0.0.1"), "web-0"},
+		{netip.MustParseAddr("10.0.0.3"), "10-0-0-3"},
+		{netip.MustParseAddr("10.0.0.4"), "pod-a"},
+	}
+	if !reflect.DeepEqual(got.endpoints, want) {
+		t.Errorf("endpoints %+v, want %+v", got.endpoints, want)
+	}
+	wantPorts := []slicePort{{name: "http", protocol: "TCP", port: 80}, {port: -1}}
+	if !reflect.DeepEqual(got.ports, wantPorts) {
+		t.Errorf("ports %+v, want %+v", got.ports, wantPorts)
+	}
+	if got.service != "svc" || got.triggered != 1795780800500000000 {
+		t.Errorf("service %q triggered %d", got.service, got.triggered)
+	}
+	if noPorts := toEndpointSlice(endpointSliceOf("ns", "svc", "b", nil), false); !reflect.DeepEqual(noPorts.ports, []slicePort{{port: -1}}) {
+		t.Errorf("a slice without ports has ports %+v, want the -1 sentinel", noPorts.ports)
+	}
+	fqdn := endpointSliceOf("ns", "svc", "c", nil, endpoint("example.com", ""))
+	fqdn.AddressType = discovery.AddressTypeFQDN
+	if got := toEndpointSlice(fqdn, false); len(got.endpoints) != 0 {
+		t.Errorf("FQDN slice kept %+v", got.endpoints)
+	}
+}
+
+func TestEndpointHostname(t *testing.T) {
+	tests := []struct {
+		e        discovery.Endpoint
+		addr     string
+		podNames bool
+		want     string
+	}{
+		{endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
+		{withPod(endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
+		{withPod(endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
+		{withPod(endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
+		{endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
+		{endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
+	}
+	for _, tc := range tests {
+		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {
+			t.Errorf("endpointHostname(%s, %v) = %q, want %q", tc.addr, tc.podNames, got, tc.want)
+		}
+	}
+}
