@@ -90,7 +90,9 @@ var (
 	deleteOptions = meta.DeleteOptions{}
 )
 
-func newController(corefile string) *caddy.Controller { return caddy.NewTestController("dns", corefile) }
+func newController(corefile string) *caddy.Controller {
+	return caddy.NewTestController("dns", corefile)
+}
 
 // reverse returns the PTR query name of ip.
 func reverse(ip string) string {
