@@ -30,10 +30,19 @@ coredns: $(BUILD)/.prepared $(SOURCES)
 tools:
 	go run ./test/cluster/cmd/buildtools
 
+# Unit tests, then the end-to-end packages one at a time: each starts its own
+# control plane and CoreDNS, and their waits are bounded.
 .PHONY: test
 test: coredns tools
 	go vet ./...
-	go test -race -count=1 ./...
+	go test -race -count=1 -p 1 ./...
+	@cat build/conformance.txt 2>/dev/null || true
+
+# The local control plane with the seed objects and CoreDNS on
+# Corefile.example, until Ctrl-C.
+.PHONY: demo
+demo: coredns tools
+	go run ./test/demo
 
 .PHONY: clean
 clean:

@@ -20,6 +20,7 @@ type tool struct {
 var (
 	etcdTool      = tool{"etcd", "go.etcd.io/etcd/server/v3"}
 	apiserverTool = tool{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"}
+	kubectlTool   = tool{"kubectl", "k8s.io/kubernetes/cmd/kubectl"}
 )
 
 // Binaries returns the paths of the etcd and kube-apiserver binaries in the
@@ -48,6 +49,28 @@ func Binaries() (etcd, apiserver string, err error) {
 		}
 	}
 	return etcd, apiserver, nil
+}
+
+// Kubectl returns the path of the kubectl binary in the cache folder, built
+// like the binaries of Binaries, from the same module, when it is missing.
+func Kubectl() (string, error) {
+	dir, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	kubectl := filepath.Join(dir, kubectlTool.name)
+	if isFile(kubectl) {
+		return kubectl, nil
+	}
+	unlock, err := lock(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := ensure(dir, kubectlTool); err != nil {
+		return "", err
+	}
+	return kubectl, nil
 }
 
 // binDir returns, and creates, the folder the binaries are cached in.
