@@ -7,7 +7,6 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnsutil"
-	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
 )
@@ -17,21 +16,20 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if len(r.Question) == 0 {
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
-	state := request.Request{W: w, Req: r}
-	qname := state.Name()
-	zone := plugin.Zones(h.Zones).Matches(qname)
+	q := newQuery(r.Question[0])
+	zone := matchZone(h.Zones, q.name)
 	if zone == "" {
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 
-	res := h.resolve(state, zone)
+	res := h.resolve(q, zone)
 	if res.rcode == dns.RcodeRefused {
-		if res.passes && h.Fall.Through(qname) {
+		if res.passes && h.Fall.Through(q.name) {
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
 		return dns.RcodeRefused, nil
 	}
-	if (res.passes || res.rcode == dns.RcodeNameError) && h.Fall.Through(qname) {
+	if (res.passes || res.rcode == dns.RcodeNameError) && h.Fall.Through(q.name) {
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 	if res.rcode == dns.RcodeNameError && !h.Ready() {
@@ -43,12 +41,26 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	m.Authoritative = true
 	m.Answer, m.Extra = res.answer, res.extra
 	if len(m.Answer) == 0 {
-		// The zone as the client wrote it, as the kubernetes plugin keeps it.
-		m.Ns = []dns.RR{h.soa(state.QName()[len(qname)-len(zone):])}
+		m.Ns = []dns.RR{h.soa(q.zoneAsWritten(zone))}
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
 }
+
+// query is the question of a request: the name as the client wrote it (for
+// the owner names of the answer, as the kubernetes plugin keeps them) and in
+// lower case (for lookups).
+type query struct {
+	qname, name string
+	qtype       uint16
+}
+
+func newQuery(q dns.Question) query {
+	return query{qname: q.Name, name: strings.ToLower(q.Name), qtype: q.Qtype}
+}
+
+// zoneAsWritten returns zone, the tail of the name, in the client's case.
+func (q query) zoneAsWritten(zone string) string { return q.qname[len(q.qname)-len(zone):] }
 
 // result is what the index says of a query.
 type result struct {
@@ -64,22 +76,22 @@ var (
 	nxdomain = result{rcode: dns.RcodeNameError}
 )
 
-func (h *Headless) resolve(state request.Request, zone string) result {
-	switch qtype := state.QType(); {
-	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR:
+func (h *Headless) resolve(q query, zone string) result {
+	switch {
+	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
 		return result{rcode: dns.RcodeRefused, passes: true}
-	case dnsutil.IsReverse(state.Name()) > 0:
-		return h.resolveReverse(state)
+	case dnsutil.IsReverse(q.name) > 0:
+		return h.resolveReverse(q)
 	default:
-		return h.resolveForward(state, zone)
+		return h.resolveForward(q, zone)
 	}
 }
 
-func (h *Headless) resolveReverse(state request.Request) result {
-	if state.QType() != dns.TypePTR {
+func (h *Headless) resolveReverse(q query) result {
+	if q.qtype != dns.TypePTR {
 		return passing(nxdomain)
 	}
-	addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(state.Name()))
+	addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(q.name))
 	if err != nil {
 		return passing(nxdomain)
 	}
@@ -87,7 +99,7 @@ func (h *Headless) resolveReverse(state request.Request) result {
 	if len(refs) == 0 {
 		return passing(nxdomain)
 	}
-	res := result{rcode: dns.RcodeSuccess, answer: ptrRecords(state.QName(), refs, h.ttl)}
+	res := result{rcode: dns.RcodeSuccess, answer: ptrRecords(q.qname, refs, h.ttl)}
 	// The kubernetes plugin also names this address after a service that is
 	// not headless: it has the whole answer.
 	res.passes = shadowed
@@ -101,12 +113,11 @@ func passing(r result) result {
 
 // resolveForward answers names of the form [ENDPOINT.]SERVICE.NAMESPACE.svc.ZONE
 // and _PORT._PROTO.SERVICE.NAMESPACE.svc.ZONE.
-func (h *Headless) resolveForward(state request.Request, zone string) result {
-	qname := state.Name()
-	base := strings.TrimSuffix(strings.TrimSuffix(qname, zone), ".")
+func (h *Headless) resolveForward(q query, zone string) result {
+	base := strings.TrimSuffix(strings.TrimSuffix(q.name, zone), ".")
 	rest, kind := cutLast(base)
 	if kind != "svc" {
-		return passing(h.resolveOther(state, base))
+		return passing(h.resolveOther(q, base))
 	}
 	rest, namespace := cutLast(rest)
 	if namespace == "" {
@@ -132,7 +143,7 @@ func (h *Headless) resolveForward(state request.Request, zone string) result {
 	if !ok || !sel.exists() {
 		return nxdomain
 	}
-	return h.answerFor(state, zone, sel)
+	return h.answerFor(q, zone, sel)
 }
 
 // selectFor maps the labels left of SERVICE to the entries they select.
@@ -152,23 +163,22 @@ func selectFor(recs *records, rest string) (selection, bool) {
 }
 
 // answerFor builds the answer for an existing name.
-func (h *Headless) answerFor(state request.Request, zone string, sel selection) result {
+func (h *Headless) answerFor(q query, zone string, sel selection) result {
 	res := result{rcode: dns.RcodeSuccess}
-	switch state.QType() {
+	switch q.qtype {
 	case dns.TypeA:
-		res.answer = sel.addresses(state.QName(), false, h.ttl)
+		res.answer = sel.addresses(q.qname, false, h.ttl)
 	case dns.TypeAAAA:
-		res.answer = sel.addresses(state.QName(), true, h.ttl)
+		res.answer = sel.addresses(q.qname, true, h.ttl)
 	case dns.TypeSRV:
-		res.answer, res.extra = sel.srv(state.QName(), h.targets(state, zone, sel.recs), h.ttl)
+		res.answer, res.extra = sel.srv(q.qname, h.targets(q.zoneAsWritten(zone), sel.recs), h.ttl)
 	}
 	return res
 }
 
 // targets returns the SRV targets of recs in the zone as the query wrote it:
 // the prepared ones when it is written in lower case.
-func (h *Headless) targets(state request.Request, zone string, recs *records) []string {
-	qzone := state.QName()[len(state.QName())-len(zone):]
+func (h *Headless) targets(qzone string, recs *records) []string {
 	for i, z := range h.index.zones {
 		if z == qzone {
 			return recs.zoneTargets(i)
@@ -183,23 +193,46 @@ func (h *Headless) targets(state request.Request, zone string, recs *records) []
 
 // resolveOther answers the names in a zone that are not service names the
 // way the kubernetes plugin does, for when the plugin is used alone.
-func (h *Headless) resolveOther(state request.Request, base string) result {
+func (h *Headless) resolveOther(q query, base string) result {
 	switch base {
 	case "":
-		if state.QType() == dns.TypeSOA {
-			zone := state.QName()
-			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{h.soa(zone)}}
+		if q.qtype == dns.TypeSOA {
+			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{h.soa(q.qname)}}
 		}
 		return nodata
 	case "dns-version":
-		if state.QType() == dns.TypeTXT {
-			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(state.QName())}}
+		if q.qtype == dns.TypeTXT {
+			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(q.qname)}}
 		}
 		return nodata
 	case "pod":
 		return nodata
 	}
 	return nxdomain
+}
+
+// matchZone returns the longest of zones that qname is in, or "". It is
+// plugin.Zones.Matches for names already in lower case, without the
+// allocations of dns.IsSubDomain on the path of every query.
+func matchZone(zones []string, qname string) string {
+	zone := ""
+	for _, z := range zones {
+		if len(z) > len(zone) && inZone(qname, z) {
+			zone = z
+		}
+	}
+	return zone
+}
+
+func inZone(name, zone string) bool {
+	switch {
+	case zone == ".":
+		return true
+	case len(name) == len(zone):
+		return name == zone
+	default:
+		return len(name) > len(zone) && strings.HasSuffix(name, zone) && name[len(name)-len(zone)-1] == '.'
+	}
 }
 
 // cutLast splits the last label off name.

@@ -344,3 +344,21 @@ func TestServeDNSUpdates(t *testing.T) {
 		t.Errorf("index holds %d services, %d endpoints after deletion, want 0, 0", n, eps)
 	}
 }
+
+func TestMatchZone(t *testing.T) {
+	zones := []string{"cluster.local.", "in-addr.arpa.", "local.", "."}
+	for qname, want := range map[string]string{
+		"a.b.svc.cluster.local.": "cluster.local.",
+		"cluster.local.":         "cluster.local.",
+		"xcluster.local.":        "local.",
+		"1.0.0.10.in-addr.arpa.": "in-addr.arpa.",
+		"example.org.":           ".",
+	} {
+		if got := matchZone(zones, qname); got != want {
+			t.Errorf("matchZone(%q) = %q, want %q", qname, got, want)
+		}
+	}
+	if got := matchZone([]string{"cluster.local."}, "example.org."); got != "" {
+		t.Errorf("matchZone outside the zones = %q", got)
+	}
+}

@@ -30,7 +30,7 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	client, err := kubernetes.NewForConfig(restConfig)
+	client, err := newClient(restConfig)
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
@@ -62,6 +62,9 @@ func (h *Headless) onShutdown() error {
 	h.watcher.stop()
 	return nil
 }
+
+// newClient returns a clientset for cfg.
+func newClient(cfg *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(cfg) }
 
 // clientConfig says how to reach the API server.
 type clientConfig struct {
