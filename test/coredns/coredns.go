@@ -96,6 +96,10 @@ type Server struct {
 // addrs (host:port) answers DNS, or with the log when it does not within
 // timeout.
 func Start(ctx context.Context, bin, corefile string, timeout time.Duration, addrs ...string) (*Server, error) {
+	return start(ctx, []string{bin}, corefile, timeout, addrs)
+}
+
+func start(ctx context.Context, argv []string, corefile string, timeout time.Duration, addrs []string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "coredns-")
 	if err != nil {
 		return nil, err
@@ -108,7 +112,7 @@ func Start(ctx context.Context, bin, corefile string, timeout time.Duration, add
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "-conf", filepath.Join(dir, "Corefile"))
+	s.cmd = exec.Command(argv[0], append(argv[1:], "-conf", filepath.Join(dir, "Corefile"))...)
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = sysProcAttr()
@@ -205,4 +209,14 @@ func (s *Server) Lines(substr string) []string {
 func isFile(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// StartPinned is Start with the server pinned to one CPU by taskset(1), so
+// that a load generator on another CPU does not compete with it.
+func StartPinned(ctx context.Context, cpu int, bin, corefile string, timeout time.Duration, addrs ...string) (*Server, error) {
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, fmt.Errorf("taskset (util-linux) is needed to pin the server: %w", err)
+	}
+	return start(ctx, []string{taskset, "-c", fmt.Sprint(cpu), bin}, corefile, timeout, addrs)
 }

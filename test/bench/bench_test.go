@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs `make bench` on a tiny workload and checks that the report
+// and the chart are written and hold every target with a figure. It times
+// nothing and asserts no speed.
+func TestSmoke(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "BENCH.md")
+	cfg := config{services: 20, endpoints: 10, duration: time.Second, rounds: 1, writes: 5, out: out, chart: strings.TrimSuffix(out, ".md") + ".svg"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	if err := run(ctx, cfg, &log); err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile(`(?m)^\| (QPS|memory|start|programming)[^|]*\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
+	if len(rows) != 8 {
+		t.Errorf("the report has %d target rows with figures, want 8:\n%s", len(rows), md)
+	}
+	svg, err := os.ReadFile(cfg.chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(svg), "<svg") || strings.Count(string(svg), "<rect") < 9 {
+		t.Errorf("the chart is not an SVG with a bar a target:\n%s", svg)
+	}
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/headlessdns/headless/test/cluster"
+	"github.com/headlessdns/headless/test/coredns"
+
+	"github.com/miekg/dns"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	discovery "k8s.io/api/discovery/v1"
+)
+
+// procResult is what one single-listener process costs.
+type procResult struct {
+	rssKB int
+	ready time.Duration
+}
+
+// measureProcesses starts one process per kind alone, pinned to CPU 0, and
+// records how long it takes to answer for the last service loaded and its
+// resident memory once it does.
+func (b *bench) measureProcesses(ctx context.Context, label string) error {
+	last := fmt.Sprintf("pod-0.%s.%s.svc.cluster.local.", serviceName(b.rep.loaded(label)-1), namespace)
+	for _, kind := range []string{whoami, kubernetesKind, headless} {
+		port, err := coredns.FreePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		fmt.Fprintf(b.log, "%s: starting %s alone ...\n", label, kind)
+		begin := time.Now()
+		srv, err := coredns.StartPinned(ctx, 0, b.bin, b.corefileBlock(kind, port, 0), 15*time.Minute, addr)
+		if err != nil {
+			return err
+		}
+		if kind != whoami {
+			if err := waitAnswer(ctx, addr, last, time.Minute); err != nil {
+				srv.Stop()
+				return fmt.Errorf("%s: %w", kind, err)
+			}
+		}
+		ready := time.Since(begin)
+		time.Sleep(3 * time.Second) // let the start-up garbage be collected
+		rss, err := rssKB(srv.PID())
+		srv.Stop()
+		if err != nil {
+			return err
+		}
+		b.rep.addProcess(label, kind, procResult{rssKB: rss, ready: ready})
+		fmt.Fprintf(b.log, "%s: %s ready in %s, RSS %d kB\n", label, kind, ready.Round(time.Millisecond), rss)
+	}
+	return nil
+}
+
+// measureQPS runs dnsperf on CPU 1 against each listener of one process
+// pinned to CPU 0, for each workload, and keeps the best of the rounds.
+func (b *bench) measureQPS(ctx context.Context) error {
+	srv, ports, err := b.startAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	for _, w := range []string{seedA, seedSRV, mix} {
+		kinds := []string{kubernetesKind, headless}
+		if w == seedA {
+			kinds = append(kinds, whoami)
+		}
+		for _, kind := range kinds {
+			best := 0.0
+			for range b.cfg.rounds {
+				qps, err := dnsperf(ctx, b.files[w], ports[kind], b.cfg.duration, 0)
+				if err != nil {
+					return fmt.Errorf("%s on %s: %w", w, kind, err)
+				}
+				best = max(best, qps)
+			}
+			b.rep.qps[w+"/"+kind] = best
+			fmt.Fprintf(b.log, "%s on %s: %.0f qps\n", w, kind, best)
+		}
+	}
+	return nil
+}
+
+// startAll starts one process with the three listeners, pinned to CPU 0,
+// and waits until both plugins answer for the last service.
+func (b *bench) startAll(ctx context.Context) (*coredns.Server, map[string]int, error) {
+	ports := map[string]int{}
+	var corefile strings.Builder
+	var addrs []string
+	for _, kind := range []string{whoami, kubernetesKind, headless} {
+		port, err := coredns.FreePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		ports[kind] = port
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+		corefile.WriteString(b.corefileBlock(kind, port, 0))
+	}
+	srv, err := coredns.StartPinned(ctx, 0, b.bin, corefile.String(), 15*time.Minute, addrs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	last := fmt.Sprintf("pod-0.%s.%s.svc.cluster.local.", serviceName(b.cfg.services-1), namespace)
+	for _, a := range addrs[1:] {
+		if err := waitAnswer(ctx, a, last, time.Minute); err != nil {
+			srv.Stop()
+			return nil, nil, err
+		}
+	}
+	return srv, ports, nil
+}
+
+var qpsLine = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+
+// dnsperf runs dnsperf on CPU 1 with EDNS0 against port for d, at most
+// maxQPS queries per second when not 0, and returns the queries per second.
+func dnsperf(ctx context.Context, file string, port int, d time.Duration, maxQPS int) (float64, error) {
+	args := []string{"-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", file,
+		"-l", strconv.Itoa(max(1, int(d.Seconds()))), "-c", "20", "-q", "200", "-e", "-t", "2"}
+	if maxQPS > 0 {
+		args = append(args, "-Q", strconv.Itoa(maxQPS))
+	}
+	out, err := exec.CommandContext(ctx, "taskset", args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("dnsperf: %v\n%s", err, out)
+	}
+	m := qpsLine.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no rate in dnsperf's output:\n%s", out)
+	}
+	if strings.Contains(string(out), "SERVFAIL") || strings.Contains(string(out), "NXDOMAIN") {
+		return 0, fmt.Errorf("dnsperf saw errors:\n%s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// measureLatency times EndpointSlice writes until each plugin serves them,
+// while dnsperf keeps both listeners under load.
+func (b *bench) measureLatency(ctx context.Context, c *cluster.Cluster) error {
+	srv, ports, err := b.startAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var load sync.WaitGroup
+	defer func() {
+		stopLoad()
+		load.Wait()
+	}()
+	for _, kind := range []string{kubernetesKind, headless} {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			_, _ = dnsperf(loadCtx, b.files[mix], ports[kind], 10*time.Minute, 3000)
+		}()
+	}
+	time.Sleep(time.Second)
+
+	slices := c.Client.DiscoveryV1().EndpointSlices(namespace)
+	for i := range b.cfg.writes {
+		s, err := slices.Get(ctx, "lat-x1", meta.GetOptions{})
+		if err != nil {
+			return err
+		}
+		host := fmt.Sprintf("w-%d", i)
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{benchAddr(1<<20 + i).String()}, Hostname: &host})
+		if _, err := slices.Update(ctx, s, meta.UpdateOptions{}); err != nil {
+			return err
+		}
+		acked := time.Now()
+		name := host + ".lat." + namespace + ".svc.cluster.local."
+		errs := make(chan error, 2)
+		for _, kind := range []string{kubernetesKind, headless} {
+			go func() {
+				err := waitAnswer(ctx, fmt.Sprintf("127.0.0.1:%d", ports[kind]), name, 30*time.Second)
+				if err == nil {
+					b.rep.addLatency(kind, time.Since(acked))
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(b.log, "programming latency: %d writes timed\n", b.cfg.writes)
+	return nil
+}
+
+// waitAnswer polls addr every millisecond until name has an A record.
+func waitAnswer(ctx context.Context, addr, name string, timeout time.Duration) error {
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	deadline := time.Now().Add(timeout)
+	for {
+		r, _, err := c.ExchangeContext(ctx, m, addr)
+		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has no answer at %s after %s", name, addr, timeout)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// rssKB reads the resident set size of pid from /proc.
+func rssKB(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}

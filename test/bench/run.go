@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/headlessdns/headless/test/cluster"
+	"github.com/headlessdns/headless/test/coredns"
+)
+
+// The three kinds of listener compared.
+const (
+	whoami     = "whoami"
+	kubernetesKind = "kubernetes"
+	headless   = "headless"
+)
+
+// run populates a local control plane, measures and writes the report.
+func run(ctx context.Context, cfg config, log io.Writer) error {
+	for _, tool := range []string{"dnsperf", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is missing: apt-get install %s", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
+		}
+	}
+	bin, err := coredns.Binary()
+	if err != nil {
+		return err
+	}
+	c, err := cluster.Start(ctx, cluster.Options{AlwaysAllow: true})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	dir, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	rep := newReport(cfg)
+	start := time.Now()
+	fmt.Fprintf(log, "loading the seed and %d services x %d endpoints ...\n", cfg.services, cfg.endpoints)
+	if err := load(ctx, c.Client, cfg.services, cfg.endpoints); err != nil {
+		return err
+	}
+	rep.loadTime = time.Since(start)
+	b := &bench{cfg: cfg, bin: bin, kubeconfig: c.Kubeconfig, dir: dir, log: log, rep: rep}
+	if err := b.writeQueries(); err != nil {
+		return err
+	}
+	if err := b.measureProcesses(ctx, rep.sizeLabel(cfg.services, cfg.endpoints)); err != nil {
+		return err
+	}
+	if err := b.measureQPS(ctx); err != nil {
+		return err
+	}
+	if err := b.measureLatency(ctx, c); err != nil {
+		return err
+	}
+	if cfg.large > cfg.services {
+		fmt.Fprintf(log, "loading up to %d services x %d endpoints ...\n", cfg.large, cfg.endpoints)
+		if err := loadRange(ctx, c.Client, cfg.services, cfg.large, cfg.endpoints); err != nil {
+			return err
+		}
+		if err := b.measureProcesses(ctx, rep.sizeLabel(cfg.large, cfg.endpoints)); err != nil {
+			return err
+		}
+	}
+	rep.total = time.Since(start)
+	if err := rep.write(); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s and %s in %s\n", cfg.out, cfg.chart, rep.total.Round(time.Second))
+	return nil
+}
+
+// bench holds what the measurements share.
+type bench struct {
+	cfg        config
+	bin        string
+	kubeconfig string
+	dir        string
+	log        io.Writer
+	rep        *report
+	files      map[string]string // query files by workload
+}
+
+// corefileBlock returns a server block for one listener of kind.
+func (b *bench) corefileBlock(kind string, port, readyPort int) string {
+	block := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n", port)
+	if readyPort != 0 {
+		block += fmt.Sprintf("    ready 127.0.0.1:%d\n", readyPort)
+	}
+	switch kind {
+	case whoami:
+		block += "    whoami\n"
+	case kubernetesKind:
+		block += fmt.Sprintf("    kubernetes cluster.local in-addr.arpa {\n        kubeconfig %s\n        startup_timeout 5m\n    }\n", b.kubeconfig)
+	case headless:
+		block += fmt.Sprintf("    headless cluster.local in-addr.arpa {\n        kubeconfig %s\n        startup_timeout 5m\n    }\n", b.kubeconfig)
+	}
+	return block + "}\n"
+}
+
+func (b *bench) path(name string) string { return filepath.Join(b.dir, name) }
