@@ -15,8 +15,8 @@ import (
 	"github.com/headlessdns/headless/test/coredns"
 
 	"github.com/miekg/dns"
-	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // procResult is what one single-listener process costs.

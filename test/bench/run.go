@@ -15,9 +15,9 @@ import (
 
 // The three kinds of listener compared.
 const (
-	whoami     = "whoami"
+	whoami         = "whoami"
 	kubernetesKind = "kubernetes"
-	headless   = "headless"
+	headless       = "headless"
 )
 
 // run populates a local control plane, measures and writes the report.
