@@ -38,6 +38,15 @@ test: coredns tools
 	go test -race -count=1 -p 1 ./...
 	@cat build/conformance.txt 2>/dev/null || true
 
+# Go benchmarks beside the kubernetes plugin, then the dnsperf run; writes
+# BENCHMARKS.md and BENCHMARKS.svg. BENCH_FLAGS=-large=100000 adds the 1M
+# endpoint workload for memory and start time (about 15 more minutes).
+.PHONY: bench
+bench: coredns tools
+	mkdir -p build
+	go test -run '^$$' -bench . -benchmem -count 1 . | grep -E '^(Benchmark|goos|goarch|cpu)' > build/gobench.txt
+	go run ./test/bench -gobench build/gobench.txt $(BENCH_FLAGS)
+
 # The local control plane with the seed objects and CoreDNS on
 # Corefile.example, until Ctrl-C.
 .PHONY: demo
@@ -47,3 +56,16 @@ demo: coredns tools
 .PHONY: clean
 clean:
 	rm -rf build coredns
+
+# The container image of the Dockerfile; needs a Docker engine, which this
+# repository's machines do not run (docs/operators.md).
+IMAGE ?= headlessdns/coredns:$(COREDNS_VERSION)-headless
+
+.PHONY: image
+image:
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "make image: no Docker engine is available here (docker info failed)." >&2; \
+		echo "Build the image where one runs: docker build -t $(IMAGE) ." >&2; \
+		exit 1; \
+	fi
+	docker build -t $(IMAGE) .

@@ -54,6 +54,7 @@ func (h *Headless) onStartup() error {
 	h.watcher.start()
 	if !h.watcher.waitForSync(h.startupTimeout) {
 		log.Warningf("Starting server with unsynced Kubernetes API after %s: queries for unknown names get SERVFAIL until it syncs", h.startupTimeout)
+		go h.watcher.reportSync()
 	}
 	return nil
 }

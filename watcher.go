@@ -8,6 +8,7 @@ import (
 
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -33,6 +34,7 @@ type watcher struct {
 	gauges   gaugeReporter
 
 	mu     sync.Mutex // serializes index updates from the two informers
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -69,7 +71,11 @@ func newInformer(lw cache.ListerWatcher, example runtime.Object, transform cache
 	inf := cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{Indexers: indexers})
 	_ = inf.SetTransform(transform) // fails only once started
 	_ = inf.SetWatchErrorHandler(func(r *cache.Reflector, err error) {
-		log.Errorf("Watching %s: %v (the plugin needs list and watch on services and endpointslices.discovery.k8s.io)", r.TypeDescription(), err)
+		if apierrors.IsForbidden(err) {
+			log.Errorf("Watching %s: %v (the plugin needs list and watch on services and endpointslices.discovery.k8s.io)", r.TypeDescription(), err)
+			return
+		}
+		log.Errorf("Watching %s: %v", r.TypeDescription(), err)
 	})
 	return inf
 }
@@ -112,7 +118,7 @@ func sliceServiceIndex(obj any) ([]string, error) {
 // start runs the informers until stop.
 func (w *watcher) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
+	w.ctx, w.cancel = ctx, cancel
 	for _, inf := range []cache.SharedIndexInformer{w.services, w.slices} {
 		w.done.Add(1)
 		go func() {
@@ -142,6 +148,24 @@ func (w *watcher) waitForSync(timeout time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// reportSync logs every 30s that the API is still not synced, and once
+// when it is, so that an operator sees why the plugin is not ready.
+func (w *watcher) reportSync() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for n := 1; !w.synced(); n++ {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n%30 == 0 {
+			log.Warning("Kubernetes API still not synced: not ready; queries for unknown names get SERVFAIL")
+		}
+	}
+	log.Info("Kubernetes API synced: ready")
 }
 
 func (w *watcher) serviceChanged(obj any) {

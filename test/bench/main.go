@@ -25,6 +25,7 @@ type config struct {
 	writes              int           // EndpointSlice writes timed for programming latency
 	out                 string        // the report, Markdown
 	chart               string        // the chart, SVG
+	goBench             string        // a file of Go benchmark output to include
 }
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 2, "dnsperf runs per workload and listener")
 	flag.IntVar(&cfg.writes, "writes", 60, "EndpointSlice writes timed for programming latency")
 	flag.StringVar(&cfg.out, "out", "", "report path (default BENCHMARKS.md at the repository root)")
+	flag.StringVar(&cfg.goBench, "gobench", "", "a file with Go benchmark output to include in the report")
 	flag.Parse()
 	if *smoke {
 		cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5

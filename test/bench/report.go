@@ -151,6 +151,13 @@ func (r *report) write() error {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", kind, len(ds), percentile(ds, 0.5).Round(100*time.Microsecond),
 			percentile(ds, 0.99).Round(100*time.Microsecond), percentile(ds, 1).Round(100*time.Microsecond))
 	}
+	if r.cfg.goBench != "" {
+		gb, err := os.ReadFile(r.cfg.goBench)
+		if err != nil {
+			return err
+		}
+		r.goBench = string(gb)
+	}
 	if r.goBench != "" {
 		b.WriteString("\n## Go benchmarks\n\nThe query path in-process (`go test -run '^$' -bench . -benchmem .`), both plugins watching the same local API server; allocs/op counts every allocation of ServeDNS, including the reply message handed to the writer.\n\n```\n")
 		b.WriteString(r.goBench)

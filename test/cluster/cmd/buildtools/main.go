@@ -1,5 +1,6 @@
-// Command buildtools builds, if they are not cached yet, the etcd and
-// kube-apiserver binaries the end-to-end tests run, and prints their paths.
+// Command buildtools builds, if they are not cached yet, the etcd,
+// kube-apiserver and kubectl binaries the end-to-end tests run, and prints
+// their paths.
 package main
 
 import (
@@ -15,6 +16,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	kubectl, err := cluster.Kubectl()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	fmt.Println(etcd)
 	fmt.Println(apiserver)
+	fmt.Println(kubectl)
 }

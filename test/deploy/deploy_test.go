@@ -1,0 +1,787 @@
+// Package deploy tests the manifests of deploy/: kubectl applies them to a
+// real kube-apiserver, and the CoreDNS binary runs their Corefile as their
+// ServiceAccount, so that the ClusterRole is what authorizes it.
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/cluster"
+	"github.com/headlessdns/headless/test/coredns"
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	rbac "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+const (
+	image     = "headlessdns/coredns:v1.15.0-headless"
+	namespace = "kube-system"
+)
+
+// applied are the objects of deploy/ as `kubectl apply -o name` names them.
+var applied = []string{
+	"clusterrole.rbac.authorization.k8s.io/system:coredns",
+	"clusterrolebinding.rbac.authorization.k8s.io/system:coredns",
+	"configmap/coredns",
+	"deployment.apps/coredns",
+	"service/kube-dns",
+	"serviceaccount/coredns",
+}
+
+// allowed is what the ClusterRole grants, as group/resource/verb: what the
+// headless and kubernetes plugins of the Corefile need, and nothing more.
+var allowed = []string{
+	"/namespaces/list", "/namespaces/watch",
+	"/services/list", "/services/watch",
+	"discovery.k8s.io/endpointslices/list", "discovery.k8s.io/endpointslices/watch",
+}
+
+// TestDeploy applies deploy/ to a fresh cluster, runs its Corefile as its
+// ServiceAccount, checks that an account without the role is refused, and
+// migrates a stock kubeadm CoreDNS to deploy/ and back.
+func TestDeploy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	root, err := coredns.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "deploy")
+	kubectlBin, err := cluster.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := coredns.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	k := &kubectl{bin: kubectlBin, kubeconfig: c.Kubeconfig, cacheDir: t.TempDir()}
+
+	t.Run("Kustomize", func(t *testing.T) { testKustomize(t, k, dir) })
+	if !t.Run("Apply", func(t *testing.T) { testApply(ctx, t, c, k, dir) }) {
+		t.FailNow()
+	}
+	t.Run("ServeAsServiceAccount", func(t *testing.T) { testServe(ctx, t, c, bin) })
+	t.Run("NoRoleNotReady", func(t *testing.T) { testNoRole(ctx, t, c, bin) })
+	t.Run("MigrateAndRollBack", func(t *testing.T) { testMigrate(ctx, t, c, k, dir) })
+}
+
+// testKustomize checks what needs no cluster: the image can be set with
+// kustomize images:, and headless answers with the TTL of kubernetes.
+func testKustomize(t *testing.T, k *kubectl, dir string) {
+	overlay := t.TempDir()
+	base, err := filepath.Rel(overlay, dir) // kustomize takes no absolute path
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := fmt.Sprintf(`resources:
+- %s
+images:
+- name: headlessdns/coredns
+  newName: registry.example.com/dns/coredns
+  newTag: v9.9.9
+`, base)
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := k.run(nil, "kustomize", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "image: "+image+"\n") {
+		t.Errorf("the base does not run %s:\n%s", image, out)
+	}
+	out, err = k.run(nil, "kustomize", overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "image: registry.example.com/dns/coredns:v9.9.9\n") || strings.Contains(out, image) {
+		t.Errorf("kustomize images: does not set the image:\n%s", out)
+	}
+
+	corefile, err := os.ReadFile(filepath.Join(dir, "Corefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, kube := ttl(t, string(corefile), "headless"), ttl(t, string(corefile), "kubernetes")
+	if h != kube {
+		t.Errorf("headless answers with ttl %s and kubernetes with ttl %s: the answers differ", h, kube)
+	}
+}
+
+// testApply applies deploy/ with --dry-run=server, then for real, and checks
+// the objects.
+func testApply(ctx context.Context, t *testing.T, c *cluster.Cluster, k *kubectl, dir string) {
+	if err := c.EnsureNamespace(ctx, namespace); err != nil {
+		t.Fatal(err)
+	}
+	out, err := k.run(nil, "apply", "-k", dir, "--dry-run=server", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNames(t, "apply --dry-run=server", out)
+	if _, err := c.Client.CoreV1().ConfigMaps(namespace).Get(ctx, "coredns", meta.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after a dry run, the ConfigMap: %v, want not found", err)
+	}
+	out, err = k.run(nil, "apply", "-k", dir, "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNames(t, "apply", out)
+	checkObjects(ctx, t, c, dir)
+}
+
+// checkNames compares the names kubectl printed with applied.
+func checkNames(t *testing.T, what, out string) {
+	t.Helper()
+	got := strings.Fields(out)
+	slices.Sort(got)
+	if !slices.Equal(got, applied) {
+		t.Fatalf("%s: objects\n%s\nwant\n%s", what, strings.Join(got, "\n"), strings.Join(applied, "\n"))
+	}
+}
+
+// checkObjects reads back the applied objects and checks what makes them a
+// working cluster DNS.
+func checkObjects(ctx context.Context, t *testing.T, c *cluster.Cluster, dir string) {
+	t.Helper()
+	client := c.Client
+	if _, err := client.CoreV1().ServiceAccounts(namespace).Get(ctx, "coredns", meta.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+
+	role, err := client.RbacV1().ClusterRoles().Get(ctx, "system:coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := grants(role.Rules); !slices.Equal(got, allowed) {
+		t.Errorf("ClusterRole grants\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(allowed, "\n"))
+	}
+	binding, err := client.RbacV1().ClusterRoleBindings().Get(ctx, "system:coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSubject := rbac.Subject{Kind: "ServiceAccount", Name: "coredns", Namespace: namespace}
+	if binding.RoleRef != (rbac.RoleRef{APIGroup: rbac.GroupName, Kind: "ClusterRole", Name: role.Name}) ||
+		len(binding.Subjects) != 1 || binding.Subjects[0] != wantSubject {
+		t.Errorf("ClusterRoleBinding binds %+v to %+v", binding.RoleRef, binding.Subjects)
+	}
+
+	cm, err := client.CoreV1().ConfigMaps(namespace).Get(ctx, "coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corefile, err := os.ReadFile(filepath.Join(dir, "Corefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["Corefile"] != string(corefile) {
+		t.Errorf("ConfigMap Corefile:\n%s\nwant deploy/Corefile:\n%s", cm.Data["Corefile"], corefile)
+	}
+
+	d, err := client.AppsV1().Deployments(namespace).Get(ctx, "coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	check := func(ok bool, format string, args ...any) {
+		t.Helper()
+		if !ok {
+			t.Errorf("Deployment: "+format, args...)
+		}
+	}
+	check(d.Spec.Replicas != nil && *d.Spec.Replicas == 2, "replicas %v, want 2", d.Spec.Replicas)
+	check(d.Spec.Selector != nil && len(d.Spec.Selector.MatchExpressions) == 0 &&
+		labels.Equals(d.Spec.Selector.MatchLabels, map[string]string{"k8s-app": "kube-dns"}),
+		"selector %v, want the stock k8s-app=kube-dns (a selector cannot change)", d.Spec.Selector)
+	check(pod.ServiceAccountName == "coredns", "serviceAccountName %q", pod.ServiceAccountName)
+	check(pod.PriorityClassName == "system-cluster-critical", "priorityClassName %q", pod.PriorityClassName)
+	check(pod.DNSPolicy == core.DNSDefault, "dnsPolicy %q, want Default", pod.DNSPolicy)
+	check(spreads(pod), "replicas are not spread across nodes (kubernetes.io/hostname)")
+	psc := pod.SecurityContext
+	check(psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser != nil && *psc.RunAsUser > 0,
+		"the pod does not run as a numeric non-root user: %+v", psc)
+	var volume string
+	for _, v := range pod.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == cm.Name {
+			volume = v.Name
+		}
+	}
+	check(volume != "", "no volume of the ConfigMap %s", cm.Name)
+	if len(pod.Containers) != 1 {
+		t.Fatalf("Deployment: %d containers, want 1", len(pod.Containers))
+	}
+	ctr := pod.Containers[0]
+	check(ctr.Image == image, "image %q, want %q", ctr.Image, image)
+	check(slices.Equal(ctr.Args, []string{"-conf", "/etc/coredns/Corefile"}), "args %q", ctr.Args)
+	check(slices.ContainsFunc(ctr.VolumeMounts, func(m core.VolumeMount) bool {
+		return m.Name == volume && m.MountPath == "/etc/coredns"
+	}), "the Corefile is not mounted at /etc/coredns: %+v", ctr.VolumeMounts)
+	check(probes(ctr.ReadinessProbe, "/ready", 8181), "readiness probe %+v, want GET :8181/ready", ctr.ReadinessProbe)
+	check(probes(ctr.LivenessProbe, "/health", 8080), "liveness probe %+v, want GET :8080/health", ctr.LivenessProbe)
+	req, limit := ctr.Resources.Requests[core.ResourceMemory], ctr.Resources.Limits[core.ResourceMemory]
+	check(!req.IsZero() && !limit.IsZero() && req.Cmp(limit) <= 0, "memory request %s and limit %s", &req, &limit)
+	check(ctr.Resources.Requests.Cpu().Cmp(resource.MustParse("1m")) >= 0, "no cpu request")
+	sc := ctr.SecurityContext
+	check(sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem &&
+		sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation && sc.Capabilities != nil &&
+		slices.Equal(sc.Capabilities.Drop, []core.Capability{"ALL"}) &&
+		slices.Equal(sc.Capabilities.Add, []core.Capability{"NET_BIND_SERVICE"}),
+		"container securityContext %+v", sc)
+
+	svc, err := client.CoreV1().Services(namespace).Get(ctx, "kube-dns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkService(t, svc)
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("Service selector %v does not select the pods, labelled %v", svc.Spec.Selector, d.Spec.Template.Labels)
+	}
+}
+
+// checkService checks the kube-dns Service: the stock labels and ports, and an
+// address.
+func checkService(t *testing.T, svc *core.Service) {
+	t.Helper()
+	for k, v := range map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"} {
+		if svc.Labels[k] != v {
+			t.Errorf("Service label %s=%q, want %q", k, svc.Labels[k], v)
+		}
+	}
+	if !labels.Equals(svc.Spec.Selector, map[string]string{"k8s-app": "kube-dns"}) {
+		t.Errorf("Service selector %v", svc.Spec.Selector)
+	}
+	var ports []string
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, fmt.Sprintf("%s %d/%s->%s", p.Name, p.Port, p.Protocol, p.TargetPort.String()))
+	}
+	want := []string{"dns 53/UDP->53", "dns-tcp 53/TCP->53", "metrics 9153/TCP->9153"}
+	if !slices.Equal(ports, want) {
+		t.Errorf("Service ports %q, want %q", ports, want)
+	}
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == core.ClusterIPNone {
+		t.Errorf("Service clusterIP %q", svc.Spec.ClusterIP)
+	}
+}
+
+// grants returns what rules allow as sorted group/resource/verb strings.
+func grants(rules []rbac.PolicyRule) []string {
+	var out []string
+	for _, r := range rules {
+		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+			out = append(out, fmt.Sprintf("unexpected rule %+v", r))
+			continue
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					out = append(out, g+"/"+res+"/"+v)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// spreads reports whether the pod spec keeps replicas on different nodes.
+func spreads(pod core.PodSpec) bool {
+	for _, c := range pod.TopologySpreadConstraints {
+		if c.TopologyKey == core.LabelHostname {
+			return true
+		}
+	}
+	if a := pod.Affinity; a != nil && a.PodAntiAffinity != nil {
+		for _, term := range a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+			if term.TopologyKey == core.LabelHostname {
+				return true
+			}
+		}
+		for _, w := range a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+			if w.PodAffinityTerm.TopologyKey == core.LabelHostname {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// probes reports whether p is an HTTP GET of path on port.
+func probes(p *core.Probe, path string, port int) bool {
+	return p != nil && p.HTTPGet != nil && p.HTTPGet.Path == path && p.HTTPGet.Port.IntValue() == port
+}
+
+// testServe runs the Corefile of the applied ConfigMap, rewritten to listen on
+// loopback and to reach the test cluster as the ServiceAccount of deploy/, and
+// checks that it serves the seed objects: the ClusterRole is enough.
+func testServe(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string) {
+	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, namespace, "coredns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps(namespace).Get(ctx, "coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 4)
+	dnsAddr, healthAddr, readyAddr, metricsAddr := addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
+	cf := cm.Data["Corefile"]
+	cf = replaceOnce(t, cf, ".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", ports[0]))
+	cf = replaceOnce(t, cf, "    health {", "    health "+healthAddr+" {")
+	cf = replaceOnce(t, cf, "\n    ready\n", "\n    ready "+readyAddr+"\n")
+	cf = replaceOnce(t, cf, "prometheus :9153", "prometheus "+metricsAddr)
+	for _, p := range []string{"headless", "kubernetes"} {
+		block := p + " cluster.local in-addr.arpa ip6.arpa {"
+		cf = replaceOnce(t, cf, block, block+"\n        kubeconfig "+kubeconfig)
+	}
+	t.Logf("Corefile:\n%s", cf)
+
+	srv, err := coredns.Start(ctx, bin, cf, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+
+	const name = "consul-server.default.svc.cluster.local."
+	want := slices.Sorted(slices.Values(fixtures.ConsulIPs))
+	eventually(t, srv, 20*time.Second, "the seed objects in DNS", func() (bool, string) {
+		r, err := query("udp", dnsAddr, name, dns.TypeA)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.Equal(addresses(r), want), r.String()
+	})
+	for _, network := range []string{"udp", "tcp"} {
+		r, err := query(network, dnsAddr, name, dns.TypeA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := addresses(r); r.Rcode != dns.RcodeSuccess || !r.Authoritative || !slices.Equal(got, want) {
+			t.Errorf("%s A over %s: rcode %s, aa %v, addresses %v, want NOERROR, aa, %v",
+				name, network, dns.RcodeToString[r.Rcode], r.Authoritative, got, want)
+		}
+		for _, rr := range r.Answer {
+			if rr.Header().Ttl > 30 {
+				t.Errorf("%s over %s: ttl %d above the Corefile's 30", name, network, rr.Header().Ttl)
+			}
+		}
+	}
+	// The kubernetes plugin, behind headless, answers for the kube-dns
+	// Service of deploy/ as the same ServiceAccount.
+	svc, err := c.Client.CoreV1().Services(namespace).Get(ctx, "kube-dns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, srv, 20*time.Second, "kube-dns in DNS through the kubernetes plugin", func() (bool, string) {
+		r, err := query("udp", dnsAddr, "kube-dns.kube-system.svc.cluster.local.", dns.TypeA)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.Equal(addresses(r), []string{svc.Spec.ClusterIP}), r.String()
+	})
+
+	eventually(t, srv, 20*time.Second, "/ready to answer 200", func() (bool, string) {
+		code, body := get("http://" + readyAddr + "/ready")
+		return code == 200, fmt.Sprintf("%d %s", code, body)
+	})
+	if code, body := get("http://" + healthAddr + "/health"); code != 200 {
+		t.Errorf("/health: %d %s", code, body)
+	}
+	metrics := map[string]string{}
+	eventually(t, srv, 20*time.Second, "the headless gauges in /metrics", func() (bool, string) {
+		code, body := get("http://" + metricsAddr + "/metrics")
+		for _, l := range strings.Split(body, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], "coredns_headless_") {
+				metrics[f[0]] = f[1]
+			}
+		}
+		return code == 200 && metrics["coredns_headless_services"] != "", fmt.Sprintf("%d %v", code, metrics)
+	})
+	if metrics["coredns_headless_services"] != "1" || metrics["coredns_headless_endpoints"] != "3" {
+		t.Errorf("gauges %v, want coredns_headless_services 1 (consul-server) and coredns_headless_endpoints 3", metrics)
+	}
+	if lines := srv.Lines("forbidden"); len(lines) > 0 {
+		t.Errorf("the ClusterRole of deploy/ is not enough:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// testNoRole runs headless as a ServiceAccount that no role is bound to: it
+// must not become ready, and must log why.
+func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string) {
+	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, "norole", "coredns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 2)
+	dnsAddr, readyAddr := addr(ports[0]), addr(ports[1])
+	cf := fmt.Sprintf(`.:%d {
+    bind 127.0.0.1
+    ready %s
+    headless cluster.local {
+        kubeconfig %s
+        startup_timeout 1s
+    }
+}
+`, ports[0], readyAddr, kubeconfig)
+	started := time.Now()
+	srv, err := coredns.Start(ctx, bin, cf, 20*time.Second, dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+
+	// Poll until the plugin has said why and a few seconds have passed,
+	// checking all along that the server does not say it is ready.
+	var logged []string
+	ready := 0
+	eventually(t, srv, 20*time.Second, "a log line about the missing permission", func() (bool, string) {
+		code, body := get("http://" + readyAddr + "/ready")
+		if code == 200 {
+			ready++
+		}
+		logged = srv.Lines("forbidden")
+		return len(logged) > 0 && time.Since(started) > 5*time.Second, fmt.Sprintf("/ready %d %s", code, body)
+	})
+	if ready > 0 {
+		t.Errorf("/ready answered 200 %d times without permission to list", ready)
+	}
+	if code, body := get("http://" + readyAddr + "/ready"); code == 200 || !strings.Contains(body, "headless") {
+		t.Errorf("/ready: %d %q, want an error naming headless", code, body)
+	}
+	if !slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, "plugin/headless") }) {
+		t.Errorf("no line of plugin/headless says forbidden:\n%s", srv.Output())
+	}
+	// Unsynced, it does not deny names it cannot know.
+	r, err := query("udp", dnsAddr, "consul-server.default.svc.cluster.local.", dns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("before the first sync: rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// stockIP is the kube-dns address of the stock install, the tenth of the
+// Service range as kubeadm picks it.
+const stockIP = "10.96.0.10"
+
+// stock is the CoreDNS that kubeadm installs, as kubeadm creates it (without
+// kubectl's last-applied annotation), less what does not matter here.
+const stock = `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: coredns
+  namespace: kube-system
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:coredns
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:coredns
+subjects:
+- kind: ServiceAccount
+  name: coredns
+  namespace: kube-system
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: coredns
+  namespace: kube-system
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health {
+           lameduck 5s
+        }
+        ready
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+           pods insecure
+           fallthrough in-addr.arpa ip6.arpa
+           ttl 30
+        }
+        prometheus :9153
+        forward . /etc/resolv.conf {
+           max_concurrent 1000
+        }
+        cache 30
+        loop
+        reload
+        loadbalance
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels:
+    k8s-app: kube-dns
+spec:
+  replicas: 2
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 1
+  selector:
+    matchLabels:
+      k8s-app: kube-dns
+  template:
+    metadata:
+      labels:
+        k8s-app: kube-dns
+    spec:
+      priorityClassName: system-cluster-critical
+      serviceAccountName: coredns
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              labelSelector:
+                matchExpressions:
+                - key: k8s-app
+                  operator: In
+                  values: ["kube-dns"]
+              topologyKey: kubernetes.io/hostname
+      tolerations:
+      - key: CriticalAddonsOnly
+        operator: Exists
+      - key: node-role.kubernetes.io/control-plane
+        effect: NoSchedule
+      nodeSelector:
+        kubernetes.io/os: linux
+      containers:
+      - name: coredns
+        image: registry.k8s.io/coredns/coredns:v1.12.1
+        imagePullPolicy: IfNotPresent
+        resources:
+          limits:
+            memory: 170Mi
+          requests:
+            cpu: 100m
+            memory: 70Mi
+        args: ["-conf", "/etc/coredns/Corefile"]
+        volumeMounts:
+        - name: config-volume
+          mountPath: /etc/coredns
+          readOnly: true
+        ports:
+        - containerPort: 53
+          name: dns
+          protocol: UDP
+        - containerPort: 53
+          name: dns-tcp
+          protocol: TCP
+        - containerPort: 9153
+          name: metrics
+          protocol: TCP
+        - containerPort: 8080
+          name: liveness-probe
+          protocol: TCP
+        - containerPort: 8181
+          name: readiness-probe
+          protocol: TCP
+        livenessProbe:
+          httpGet:
+            path: /health
+            port: liveness-probe
+            scheme: HTTP
+          initialDelaySeconds: 60
+          timeoutSeconds: 5
+          successThreshold: 1
+          failureThreshold: 5
+        readinessProbe:
+          httpGet:
+            path: /ready
+            port: readiness-probe
+            scheme: HTTP
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities:
+            add:
+            - NET_BIND_SERVICE
+            drop:
+            - ALL
+          readOnlyRootFilesystem: true
+      dnsPolicy: Default
+      volumes:
+      - name: config-volume
+        configMap:
+          name: coredns
+          items:
+          - key: Corefile
+            path: Corefile
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels:
+    k8s-app: kube-dns
+    kubernetes.io/cluster-service: "true"
+    kubernetes.io/name: "CoreDNS"
+  annotations:
+    prometheus.io/port: "9153"
+    prometheus.io/scrape: "true"
+spec:
+  selector:
+    k8s-app: kube-dns
+  clusterIP: ` + stockIP + `
+  ports:
+  - name: dns
+    port: 53
+    protocol: UDP
+    targetPort: 53
+  - name: dns-tcp
+    port: 53
+    protocol: TCP
+    targetPort: 53
+  - name: metrics
+    port: 9153
+    protocol: TCP
+    targetPort: 9153
+`
+
+// testMigrate replaces the applied objects with those of a stock kubeadm
+// CoreDNS, then does what docs/operators.md tells an operator: back the stock
+// objects up, apply deploy/ over them (the result must be deploy/ with the
+// cluster's kube-dns address kept), and roll back from the backup.
+func testMigrate(ctx context.Context, t *testing.T, c *cluster.Cluster, k *kubectl, dir string) {
+	if _, err := k.run(nil, "delete", "-k", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.run(strings.NewReader(stock), "create", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := k.run(nil, "-n", namespace, "get", "-o", "json", "deployment/coredns", "configmap/coredns",
+		"service/kube-dns", "serviceaccount/coredns", "clusterrole/system:coredns", "clusterrolebinding/system:coredns")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := k.run(nil, "apply", "-k", dir, "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNames(t, "apply over stock", out)
+	checkObjects(ctx, t, c, dir)
+	svc, err := c.Client.CoreV1().Services(namespace).Get(ctx, "kube-dns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ClusterIP != stockIP {
+		t.Errorf("kube-dns clusterIP %s after apply, want the stock %s kept", svc.Spec.ClusterIP, stockIP)
+	}
+	d, err := c.Client.AppsV1().Deployments(namespace).Get(ctx, "coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		ports = append(ports, fmt.Sprintf("%s %d/%s", p.Name, p.ContainerPort, p.Protocol))
+	}
+	for _, p := range []string{"dns 53/UDP", "dns-tcp 53/TCP", "metrics 9153/TCP"} {
+		if !slices.Contains(ports, p) {
+			t.Errorf("Deployment ports after apply over stock %q, missing %s", ports, p)
+		}
+	}
+
+	// Roll back: the backup without what would make kubectl apply a stale
+	// update, the ConfigMap first.
+	restore, err := forRestore(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.run(strings.NewReader(restore), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps(namespace).Get(ctx, "coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err = c.Client.AppsV1().Deployments(namespace).Get(ctx, "coredns", meta.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "system:coredns", meta.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc, err = c.Client.CoreV1().Services(namespace).Get(ctx, "kube-dns", meta.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if strings.Contains(cm.Data["Corefile"], "headless") || pod.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.12.1" ||
+		len(pod.TopologySpreadConstraints) > 0 || !slices.Contains(grants(role.Rules), "/pods/watch") || svc.Spec.ClusterIP != stockIP {
+		t.Errorf("after the roll back: image %s, spread %v, role %v, kube-dns %s, Corefile:\n%s",
+			pod.Containers[0].Image, pod.TopologySpreadConstraints, grants(role.Rules), svc.Spec.ClusterIP, cm.Data["Corefile"])
+	}
+}
+
+// forRestore returns the List that `kubectl get -o json` printed without the
+// fields the jq of docs/operators.md deletes, ConfigMaps first.
+func forRestore(list string) (string, error) {
+	var l struct {
+		APIVersion string           `json:"apiVersion"`
+		Kind       string           `json:"kind"`
+		Items      []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(list), &l); err != nil {
+		return "", err
+	}
+	for _, item := range l.Items {
+		m, _ := item["metadata"].(map[string]any)
+		for _, f := range []string{"resourceVersion", "uid", "creationTimestamp", "managedFields"} {
+			delete(m, f)
+		}
+		delete(item, "status")
+	}
+	rank := func(item map[string]any) int {
+		if item["kind"] == "ConfigMap" {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(l.Items, func(a, b map[string]any) int { return rank(a) - rank(b) })
+	b, err := json.Marshal(l)
+	return string(b), err
+}

@@ -1,0 +1,228 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const (
+	// outageHold is how long the API server stays down in the first outage;
+	// the second is shorter.
+	outageHold = 10 * time.Second
+	// recoverWithin bounds the time from the API server being back to the
+	// changes made then being served. It is long because of client-go, whose
+	// reflectors the kubernetes plugin uses too: a watch refused while the
+	// API server is down is retried after a delay that starts at 0.8s and
+	// doubles up to 30s, plus a random extra of up to 100%, so up to 60s; the
+	// delay resets only every 2 minutes counted from the reflector's start,
+	// not when a watch succeeds, so a second outage soon after the first
+	// starts at the longest delay. And once the watch reaches the restarted
+	// API server it is told that its resource version is too old (the new
+	// server's watch cache starts after it), and the reflector waits one
+	// more such delay before it lists again: up to 2 x 60s in all.
+	recoverWithin = 130 * time.Second
+	// goroutineSlack is how many more goroutines the server may have after
+	// the outages than before.
+	goroutineSlack = 20
+	// maxAPIConns is how many connections to the API server the server may
+	// hold once it is back.
+	maxAPIConns = 2
+)
+
+// named is one query of an outage snapshot.
+type named struct {
+	name  string
+	qtype uint16
+}
+
+func (n named) String() string { return n.name + " " + dns.TypeToString[n.qtype] }
+
+// outageObjects returns the services of namespace outage: web with the given
+// hosts, db with n endpoints, and api when withAPI.
+func outageObjects(webHosts []int, dbN int, withAPI bool) fixtures.Objects {
+	const ns = "outage"
+	http := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}
+	o := fixtures.Objects{Services: []*core.Service{fixtures.Headless(ns, "db")}}
+	var db []discovery.Endpoint
+	for i := range dbN {
+		db = append(db, fixtures.Endpoint(fmt.Sprintf("10.61.0.%d", i+1), fmt.Sprintf("db-%d", i)))
+	}
+	o.Slices = append(o.Slices, fixtures.Slice(ns, "db", "db-1", discovery.AddressTypeIPv4, http, db...))
+	if webHosts != nil {
+		var web []discovery.Endpoint
+		for _, i := range webHosts {
+			web = append(web, fixtures.Endpoint(fmt.Sprintf("10.60.0.%d", i+1), fmt.Sprintf("web-%d", i)))
+		}
+		o.Services = append(o.Services, fixtures.Headless(ns, "web"))
+		o.Slices = append(o.Slices, fixtures.Slice(ns, "web", "web-1", discovery.AddressTypeIPv4, http, web...))
+	}
+	if withAPI {
+		o.Services = append(o.Services, fixtures.Headless(ns, "api"))
+		o.Slices = append(o.Slices, fixtures.Slice(ns, "api", "api-1", discovery.AddressTypeIPv4, http,
+			fixtures.Endpoint("10.62.0.1", "api-0")))
+	}
+	return o
+}
+
+// deleteService deletes the service namespace/name and its slice name-1.
+func deleteService(ctx context.Context, t testing.TB, client kubernetes.Interface, namespace, name string) {
+	t.Helper()
+	if err := client.CoreV1().Services(namespace).Delete(ctx, name, meta.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if err := client.DiscoveryV1().EndpointSlices(namespace).Delete(ctx, name+"-1", meta.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+}
+
+// TestAPIServerOutage stops the API server twice while CoreDNS serves: the
+// answers must not change while it is down, changes made once it is back must
+// reach DNS, and the process must not keep goroutines or connections from the
+// outages.
+func TestAPIServerOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := ownCluster(t)
+	o := fixtures.Consul("default")
+	o.Add(outageObjects([]int{0, 1}, 2, false))
+	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverOptions{Kubeconfig: c.Kubeconfig, Pprof: true})
+
+	const (
+		consul = "consul-server.default.svc.cluster.local."
+		web    = "web.outage.svc.cluster.local."
+		db     = "db.outage.svc.cluster.local."
+		api    = "api.outage.svc.cluster.local."
+	)
+	names := []named{
+		{consul, dns.TypeA}, {consul, dns.TypeSRV}, {"consul-server-1." + consul, dns.TypeA},
+		{"_http._tcp." + consul, dns.TypeSRV}, {reverse(t, "10.244.2.11"), dns.TypePTR},
+		{web, dns.TypeA}, {web, dns.TypeSRV}, {"web-0." + web, dns.TypeA}, {reverse(t, "10.60.0.1"), dns.TypePTR},
+		{db, dns.TypeA}, {db, dns.TypeSRV}, {api, dns.TypeA}, {api, dns.TypeSRV}, {reverse(t, "10.62.0.1"), dns.TypePTR},
+	}
+	// state checks that the server answers as the API state with web (or
+	// not), db with dbN endpoints and api (or not) has it.
+	state := func(withWeb bool, dbN int, withAPI bool) func() (bool, string) {
+		return func() (bool, string) {
+			checks := []struct {
+				n    named
+				want int // answers; 0 for NXDOMAIN
+			}{
+				{names[0], 3}, {names[5], bool2(withWeb, 2)}, {names[8], bool2(withWeb, 1)},
+				{names[9], dbN}, {names[11], bool2(withAPI, 1)}, {names[13], bool2(withAPI, 1)},
+			}
+			for _, c := range checks {
+				r := query(t, s.addr, c.n.name, c.n.qtype)
+				if c.want == 0 && r.Rcode != dns.RcodeNameError || c.want > 0 && (r.Rcode != dns.RcodeSuccess || len(r.Answer) != c.want) {
+					return false, fmt.Sprintf("%s: want %d answers, got %s", c.n, c.want, r)
+				}
+			}
+			return true, ""
+		}
+	}
+	eventually(t, 30*time.Second, "the objects in DNS", state(true, 2, false))
+	// Let the informers settle before the baseline.
+	time.Sleep(2 * time.Second)
+	goroutinesBefore := s.goroutines(t)
+	connsBefore := tcpConns(t, s.PID(), apiPort(t, c))
+	t.Logf("before the outages: %d goroutines, %d connections to the API server", goroutinesBefore, connsBefore)
+
+	cycles := []struct {
+		hold   time.Duration
+		change func()
+		want   func() (bool, string)
+	}{
+		{outageHold, func() {
+			// A deletion, an addition and a modification.
+			deleteService(ctx, t, c.Client, "outage", "web")
+			if err := fixtures.Apply(ctx, c.Client, outageObjects(nil, 3, true)); err != nil {
+				t.Fatal(err)
+			}
+		}, state(false, 3, true)},
+		{outageHold / 2, func() {
+			deleteService(ctx, t, c.Client, "outage", "api")
+			if err := fixtures.Apply(ctx, c.Client, outageObjects([]int{0, 1}, 1, false)); err != nil {
+				t.Fatal(err)
+			}
+		}, state(true, 1, false)},
+	}
+	for i, cycle := range cycles {
+		// The answers of every name that has some, before the outage.
+		snapshot := map[named]string{}
+		for _, n := range names {
+			if r := query(t, s.addr, n.name, n.qtype); r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+				snapshot[n] = answerKey(r)
+			}
+		}
+		c.StopAPIServer()
+		down := time.Now()
+		queries := 0
+		for time.Since(down) < cycle.hold {
+			for n, want := range snapshot {
+				r := query(t, s.addr, n.name, n.qtype)
+				queries++
+				if r.Rcode == dns.RcodeServerFailure || len(r.Answer) == 0 {
+					t.Fatalf("outage %d, after %v: %s: %s with %d answers", i+1, time.Since(down).Round(time.Millisecond), n, dns.RcodeToString[r.Rcode], len(r.Answer))
+				}
+				if got := answerKey(r); got != want {
+					t.Fatalf("outage %d, after %v: %s changed:\n%s\nwas\n%s", i+1, time.Since(down).Round(time.Millisecond), n, got, want)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.alive(t)
+		if err := c.StartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Now()
+		t.Logf("outage %d: %d queries of %d names answered as before for %v; API server back after %v",
+			i+1, queries, len(snapshot), cycle.hold, back.Sub(down).Round(time.Millisecond))
+		cycle.change()
+		eventually(t, recoverWithin, fmt.Sprintf("the changes made after outage %d", i+1), cycle.want)
+		t.Logf("outage %d: changes served %v after the API server was back", i+1, time.Since(back).Round(time.Millisecond))
+	}
+
+	// Goroutines come and go with requests and retries: take the lowest of
+	// a few samples.
+	goroutinesAfter := 1 << 30
+	for range 10 {
+		goroutinesAfter = min(goroutinesAfter, s.goroutines(t))
+		time.Sleep(300 * time.Millisecond)
+	}
+	var conns int
+	eventually(t, 10*time.Second, fmt.Sprintf("at most %d connections to the API server", maxAPIConns), func() (bool, string) {
+		conns = tcpConns(t, s.PID(), apiPort(t, c))
+		return conns <= maxAPIConns && conns > 0, fmt.Sprintf("%d connections", conns)
+	})
+	t.Logf("after 2 outages: %d goroutines (before: %d), %d connections to the API server (before: %d)",
+		goroutinesAfter, goroutinesBefore, conns, connsBefore)
+	if goroutinesAfter > goroutinesBefore+goroutineSlack {
+		t.Errorf("goroutines grew from %d to %d over 2 outages", goroutinesBefore, goroutinesAfter)
+	}
+	if errs := s.Lines("[ERROR]"); len(errs) == 0 {
+		t.Log("no error logged during the outages")
+	} else {
+		t.Logf("%d error lines logged during the outages, the first: %s", len(errs), strings.TrimSpace(errs[0]))
+	}
+}
+
+func bool2(b bool, n int) int {
+	if b {
+		return n
+	}
+	return 0
+}
