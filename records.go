@@ -21,6 +21,7 @@ type records struct {
 	name, namespace string
 
 	eps     []epRec    // distinct (address, host) pairs
+	ips     []byte     // their addresses, 4 or 16 bytes each, shared by every record built from them
 	hosts   []hostRec  // distinct endpoint labels, sorted by lower case label
 	ports   []portRec  // distinct ports
 	entries []entry    // every address x port, grouped by host in hosts order
@@ -30,10 +31,11 @@ type records struct {
 	targets []string
 }
 
-// epRec is one endpoint address with the label it is known by.
+// epRec is one endpoint address, at ips[off:off+4] or ips[off:off+16], with
+// the label it is known by.
 type epRec struct {
-	ip   net.IP // 4 or 16 bytes, shared by every record built from it
-	host int32
+	off, host int32
+	v6        bool
 }
 
 // hostRec is one endpoint label and its run of entries.
@@ -59,8 +61,9 @@ type comboRec struct {
 // occurrence of each record it yields, so duplicates are skipped without a
 // set at query time.
 type entry struct {
-	ep, port int32
-	flags    uint8
+	ep    int32
+	port  uint16
+	flags uint8
 }
 
 const (
@@ -77,8 +80,12 @@ func buildRecords(name, namespace string, ess []*endpointSlice, zones []string) 
 
 	hostIdx := r.indexHosts(ess)
 	epIdx := make(map[epKey]int32)
-	portIdx := make(map[portRec]int32)
+	portIdx := make(map[portRec]uint16)
 	for _, s := range ess {
+		if len(portIdx)+len(s.ports) > maxPorts {
+			log.Warningf("Skipping EndpointSlice %s/%s: service %s has more than %d distinct ports", s.namespace, s.name, name, maxPorts)
+			continue
+		}
 		for _, e := range s.endpoints {
 			h := hostIdx[strings.ToLower(e.host)]
 			ep := r.addEndpoint(epIdx, e.addr, h)
@@ -94,6 +101,10 @@ func buildRecords(name, namespace string, ess []*endpointSlice, zones []string) 
 	r.buildTargets(zones)
 	return r
 }
+
+// maxPorts bounds the distinct ports of a service, so that an entry stays
+// small. Kubernetes allows 100 ports a slice.
+const maxPorts = 1 << 16
 
 type epKey struct {
 	addr netip.Addr
@@ -134,16 +145,27 @@ func (r *records) addEndpoint(idx map[epKey]int32, addr netip.Addr, host int32) 
 	}
 	i := int32(len(r.eps)) // #nosec G115
 	idx[k] = i
-	r.eps = append(r.eps, epRec{ip: net.IP(addr.AsSlice()), host: host})
+	r.eps = append(r.eps, epRec{off: int32(len(r.ips)), host: host, v6: !addr.Is4()}) // #nosec G115
+	r.ips = append(r.ips, addr.AsSlice()...)
 	return i
 }
 
-func (r *records) addPort(idx map[portRec]int32, p slicePort) int32 {
+// ip returns the address of eps[ep]; appending to it cannot reach the next.
+func (r *records) ip(ep int32) net.IP {
+	e := r.eps[ep]
+	n := int32(net.IPv4len)
+	if e.v6 {
+		n = net.IPv6len
+	}
+	return r.ips[e.off : e.off+n : e.off+n]
+}
+
+func (r *records) addPort(idx map[portRec]uint16, p slicePort) uint16 {
 	k := portRec{name: strings.ToLower(p.name), protocol: strings.ToLower(p.protocol), port: p.port}
 	if i, ok := idx[k]; ok {
 		return i
 	}
-	i := int32(len(r.ports)) // #nosec G115
+	i := uint16(len(r.ports)) // #nosec G115 -- see maxPorts
 	idx[k] = i
 	r.ports = append(r.ports, k)
 	return i
@@ -183,7 +205,7 @@ func (r *records) flag(entries []entry) []entry {
 }
 
 func (r *records) addr(ep int32) netip.Addr {
-	a, _ := netip.AddrFromSlice(r.eps[ep].ip)
+	a, _ := netip.AddrFromSlice(r.ip(ep))
 	return a
 }
 
@@ -303,7 +325,7 @@ func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
 		for _, e := range s.entries {
 			if e.flags&s.addrFlag != 0 && s.isV6(e) {
 				rr := &aaaa[len(rrs)]
-				rr.Hdr, rr.AAAA = hdr, s.recs.eps[e.ep].ip
+				rr.Hdr, rr.AAAA = hdr, s.recs.ip(e.ep)
 				rrs = append(rrs, rr)
 			}
 		}
@@ -313,14 +335,14 @@ func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
 	for _, e := range s.entries {
 		if e.flags&s.addrFlag != 0 && !s.isV6(e) {
 			rr := &a[len(rrs)]
-			rr.Hdr, rr.A = hdr, s.recs.eps[e.ep].ip
+			rr.Hdr, rr.A = hdr, s.recs.ip(e.ep)
 			rrs = append(rrs, rr)
 		}
 	}
 	return rrs
 }
 
-func (s selection) isV6(e entry) bool { return len(s.recs.eps[e.ep].ip) == net.IPv6len }
+func (s selection) isV6(e entry) bool { return s.recs.eps[e.ep].v6 }
 
 // srv returns the SRV records of the selection, owned by qname, with targets
 // taken from targets (one per host), and their address records as glue.
@@ -349,6 +371,7 @@ func (s selection) srv(qname string, targets []string, ttl uint32) (answer, extr
 	extra = make([]dns.RR, 0, n4+n6)
 	for _, e := range s.entries {
 		ep := s.recs.eps[e.ep]
+		ip := s.recs.ip(e.ep)
 		target := targets[ep.host]
 		if e.flags&firstSRV != 0 {
 			srvs = append(srvs, dns.SRV{
@@ -361,11 +384,11 @@ func (s selection) srv(qname string, targets []string, ttl uint32) (answer, extr
 			continue
 		}
 		if s.isV6(e) {
-			aaaa = append(aaaa, dns.AAAA{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ep.ip})
+			aaaa = append(aaaa, dns.AAAA{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ip})
 			extra = append(extra, &aaaa[len(aaaa)-1])
 			continue
 		}
-		a = append(a, dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ep.ip})
+		a = append(a, dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ip})
 		extra = append(extra, &a[len(a)-1])
 	}
 	return answer, extra
