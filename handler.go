@@ -22,7 +22,8 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 
-	res := h.resolve(q, zone)
+	rep := new(reply)
+	res := h.resolve(q, zone, rep)
 	if res.rcode == dns.RcodeRefused {
 		if res.passes && h.Fall.Through(q.name) {
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
@@ -36,8 +37,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		res.rcode = dns.RcodeServerFailure
 	}
 
-	m := new(dns.Msg)
-	m.SetRcode(r, res.rcode)
+	m := rep.to(r, res.rcode)
 	m.Authoritative = true
 	m.Answer, m.Extra = res.answer, res.extra
 	if len(m.Answer) == 0 {
@@ -45,6 +45,32 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
+}
+
+// smallAnswer is how many A records a reply holds without allocating more.
+const smallAnswer = 4
+
+// reply is a response message with room for a few A records, so that the
+// most common answer costs one allocation. It cannot be recycled: the writers after
+// the plugin (cache, log) keep the message and its sections.
+type reply struct {
+	msg      dns.Msg
+	question [1]dns.Question
+	rrs      [smallAnswer]dns.RR
+	a        [smallAnswer]dns.A
+}
+
+// to returns the message as a reply to r with rcode: dns.Msg.SetRcode without
+// allocating the question section.
+func (rep *reply) to(r *dns.Msg, rcode int) *dns.Msg {
+	m := &rep.msg
+	m.Id, m.Response, m.Opcode, m.Rcode = r.Id, true, r.Opcode, rcode
+	if r.Opcode == dns.OpcodeQuery {
+		m.RecursionDesired, m.CheckingDisabled = r.RecursionDesired, r.CheckingDisabled
+	}
+	rep.question[0] = r.Question[0]
+	m.Question = rep.question[:]
+	return m
 }
 
 // query is the question of a request: the name as the client wrote it (for
@@ -76,14 +102,14 @@ var (
 	nxdomain = result{rcode: dns.RcodeNameError}
 )
 
-func (h *Headless) resolve(q query, zone string) result {
+func (h *Headless) resolve(q query, zone string, rep *reply) result {
 	switch {
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
 		return result{rcode: dns.RcodeRefused, passes: true}
 	case dnsutil.IsReverse(q.name) > 0:
 		return h.resolveReverse(q)
 	default:
-		return h.resolveForward(q, zone)
+		return h.resolveForward(q, zone, rep)
 	}
 }
 
@@ -113,7 +139,7 @@ func passing(r result) result {
 
 // resolveForward answers names of the form [ENDPOINT.]SERVICE.NAMESPACE.svc.ZONE
 // and _PORT._PROTO.SERVICE.NAMESPACE.svc.ZONE.
-func (h *Headless) resolveForward(q query, zone string) result {
+func (h *Headless) resolveForward(q query, zone string, rep *reply) result {
 	base := strings.TrimSuffix(strings.TrimSuffix(q.name, zone), ".")
 	rest, kind := cutLast(base)
 	if kind != "svc" {
@@ -143,7 +169,7 @@ func (h *Headless) resolveForward(q query, zone string) result {
 	if !ok || !sel.exists() {
 		return nxdomain
 	}
-	return h.answerFor(q, zone, sel)
+	return h.answerFor(q, zone, sel, rep)
 }
 
 // selectFor maps the labels left of SERVICE to the entries they select.
@@ -163,13 +189,13 @@ func selectFor(recs *records, rest string) (selection, bool) {
 }
 
 // answerFor builds the answer for an existing name.
-func (h *Headless) answerFor(q query, zone string, sel selection) result {
+func (h *Headless) answerFor(q query, zone string, sel selection, rep *reply) result {
 	res := result{rcode: dns.RcodeSuccess}
 	switch q.qtype {
 	case dns.TypeA:
-		res.answer = sel.addresses(q.qname, false, h.ttl)
+		res.answer = sel.addresses(q.qname, false, h.ttl, rep)
 	case dns.TypeAAAA:
-		res.answer = sel.addresses(q.qname, true, h.ttl)
+		res.answer = sel.addresses(q.qname, true, h.ttl, rep)
 	case dns.TypeSRV:
 		res.answer, res.extra = sel.srv(q.qname, h.targets(q.zoneAsWritten(zone), sel.recs), h.ttl)
 	}

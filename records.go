@@ -306,8 +306,8 @@ func (r *records) selectPort(port, protocol string) selection {
 }
 
 // addresses returns the A (or, with v6, AAAA) records of the selection, owned
-// by qname.
-func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
+// by qname, in rep's room when they are A records and fit.
+func (s selection) addresses(qname string, v6 bool, ttl uint32, rep *reply) []dns.RR {
 	n := 0
 	for _, e := range s.entries {
 		if e.flags&s.addrFlag != 0 && s.isV6(e) == v6 {
@@ -317,11 +317,21 @@ func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
 	if n == 0 {
 		return nil
 	}
-	rrs := make([]dns.RR, 0, n)
+	var (
+		rrs  []dns.RR
+		a    []dns.A
+		aaaa []dns.AAAA
+	)
+	if n <= smallAnswer && !v6 {
+		rrs, a = rep.rrs[:0:n], rep.a[:n]
+	} else if v6 {
+		rrs, aaaa = make([]dns.RR, 0, n), make([]dns.AAAA, n)
+	} else {
+		rrs, a = make([]dns.RR, 0, n), make([]dns.A, n)
+	}
 	hdr := dns.RR_Header{Name: qname, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}
 	if v6 {
 		hdr.Rrtype = dns.TypeAAAA
-		aaaa := make([]dns.AAAA, n)
 		for _, e := range s.entries {
 			if e.flags&s.addrFlag != 0 && s.isV6(e) {
 				rr := &aaaa[len(rrs)]
@@ -331,7 +341,6 @@ func (s selection) addresses(qname string, v6 bool, ttl uint32) []dns.RR {
 		}
 		return rrs
 	}
-	a := make([]dns.A, n)
 	for _, e := range s.entries {
 		if e.flags&s.addrFlag != 0 && !s.isV6(e) {
 			rr := &a[len(rrs)]
