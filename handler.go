@@ -125,7 +125,8 @@ func (h *Headless) resolveReverse(q query) result {
 	if len(refs) == 0 {
 		return passing(nxdomain)
 	}
-	res := result{rcode: dns.RcodeSuccess, answer: ptrRecords(q.qname, refs, h.ttl)}
+	// Named in the first forward zone, as the kubernetes plugin does.
+	res := result{rcode: dns.RcodeSuccess, answer: ptrRecords(q.qname, refs, h.index.zones[0], h.ttl)}
 	// The kubernetes plugin also names this address after a service that is
 	// not headless: it has the whole answer.
 	res.passes = shadowed
@@ -197,24 +198,9 @@ func (h *Headless) answerFor(q query, zone string, sel selection, rep *reply) re
 	case dns.TypeAAAA:
 		res.answer = sel.addresses(q.qname, true, h.ttl, rep)
 	case dns.TypeSRV:
-		res.answer, res.extra = sel.srv(q.qname, h.targets(q.zoneAsWritten(zone), sel.recs), h.ttl)
+		res.answer, res.extra = sel.srv(q.qname, q.zoneAsWritten(zone), h.ttl)
 	}
 	return res
-}
-
-// targets returns the SRV targets of recs in the zone as the query wrote it:
-// the prepared ones when it is written in lower case.
-func (h *Headless) targets(qzone string, recs *records) []string {
-	for i, z := range h.index.zones {
-		if z == qzone {
-			return recs.zoneTargets(i)
-		}
-	}
-	targets := make([]string, len(recs.hosts))
-	for i, host := range recs.hosts {
-		targets[i] = recs.target(host.name, qzone)
-	}
-	return targets
 }
 
 // resolveOther answers the names in a zone that are not service names the

@@ -18,7 +18,8 @@ type index struct {
 	mu         sync.RWMutex
 	services   map[string]*records // by "service.namespace"
 	namespaces map[string]int      // headless services per namespace
-	reverse    map[netip.Addr][]ptrRef
+	reverse    map[netip.Addr]ptrRef   // the first endpoint with each address
+	more       map[netip.Addr][]ptrRef // the others, for an address in several services
 	// shadow counts, per address, the Services and EndpointSlices that are not
 	// headless but claim it: a PTR for it is the kubernetes plugin's to answer.
 	shadow  map[netip.Addr]int32
@@ -39,7 +40,8 @@ func newIndex(zones []string) *index {
 		zones:      zones,
 		services:   make(map[string]*records),
 		namespaces: make(map[string]int),
-		reverse:    make(map[netip.Addr][]ptrRef),
+		reverse:    make(map[netip.Addr]ptrRef),
+		more:       make(map[netip.Addr][]ptrRef),
 		shadow:     make(map[netip.Addr]int32),
 		shadows:    make(map[string][]netip.Addr),
 	}
@@ -66,12 +68,16 @@ func (ix *index) hasNamespace(namespace string) bool {
 }
 
 // ptr returns the endpoints that own addr and whether a service that is not
-// headless claims it too. The returned slice must not be modified.
+// headless claims it too.
 func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, shadowed bool) {
 	ix.mu.RLock()
-	refs, shadowed = ix.reverse[addr], ix.shadow[addr] > 0
+	first, ok := ix.reverse[addr]
+	more, shadowed := ix.more[addr], ix.shadow[addr] > 0
 	ix.mu.RUnlock()
-	return refs, shadowed
+	if !ok {
+		return nil, shadowed
+	}
+	return append([]ptrRef{first}, more...), shadowed
 }
 
 // serial returns the SOA serial: the time of the last change.
@@ -92,7 +98,7 @@ func (ix *index) update(name, namespace string, svc *service, ess []*endpointSli
 	var recs *records
 	var shadow []netip.Addr
 	if svc != nil && svc.headless {
-		recs = buildRecords(name, namespace, ess, ix.zones)
+		recs = buildRecords(name, namespace, ess)
 	} else {
 		shadow = shadowAddrs(svc, ess)
 	}
@@ -131,30 +137,41 @@ func (ix *index) setRecords(key, namespace string, recs *records) bool {
 	return true
 }
 
-// addReverse and removeReverse copy on write: readers may hold the old slices.
+// addReverse and removeReverse keep one map entry an address, and put the
+// rare address that several endpoints share in a second map. Slices in it are
+// copied on write: readers may hold the old ones.
 func (ix *index) addReverse(recs *records) {
 	for i, ep := range recs.eps {
 		addr := recs.addr(int32(i)) // #nosec G115
-		refs := ix.reverse[addr]
-		ix.reverse[addr] = append(refs[:len(refs):len(refs)], ptrRef{recs: recs, host: ep.host})
+		ref := ptrRef{recs: recs, host: ep.host}
+		if _, ok := ix.reverse[addr]; !ok {
+			ix.reverse[addr] = ref
+			continue
+		}
+		more := ix.more[addr]
+		ix.more[addr] = append(more[:len(more):len(more)], ref)
 	}
 }
 
 func (ix *index) removeReverse(recs *records) {
-	for i := range recs.eps {
+	for i, ep := range recs.eps {
 		addr := recs.addr(int32(i)) // #nosec G115
-		refs := ix.reverse[addr]
-		kept := make([]ptrRef, 0, len(refs))
-		for _, r := range refs {
-			if r.recs != recs {
-				kept = append(kept, r)
+		ref := ptrRef{recs: recs, host: ep.host}
+		more := ix.more[addr]
+		if ix.reverse[addr] == ref {
+			if len(more) == 0 {
+				delete(ix.reverse, addr)
+				continue
 			}
+			ix.reverse[addr], more = more[0], more[1:]
+		} else {
+			more = slices.DeleteFunc(slices.Clone(more), func(r ptrRef) bool { return r == ref })
 		}
-		if len(kept) == 0 {
-			delete(ix.reverse, addr)
-			continue
+		if len(more) == 0 {
+			delete(ix.more, addr)
+		} else {
+			ix.more[addr] = more
 		}
-		ix.reverse[addr] = kept
 	}
 }
 

@@ -26,9 +26,6 @@ type records struct {
 	ports   []portRec  // distinct ports
 	entries []entry    // every address x port, grouped by host in hosts order
 	combos  []comboRec // the entries of each (port name, protocol)
-	// targets holds the SRV target and PTR name of every host in every
-	// zone: host h in zone z is targets[z*len(hosts)+h].
-	targets []string
 }
 
 // epRec is one endpoint address, at ips[off:off+4] or ips[off:off+16], with
@@ -74,7 +71,7 @@ const (
 )
 
 // buildRecords reduces the EndpointSlices of a headless service to records.
-func buildRecords(name, namespace string, ess []*endpointSlice, zones []string) *records {
+func buildRecords(name, namespace string, ess []*endpointSlice) *records {
 	r := &records{name: name, namespace: namespace}
 	ess = slices.SortedFunc(slices.Values(ess), func(a, b *endpointSlice) int { return cmp.Compare(a.name, b.name) })
 
@@ -98,7 +95,6 @@ func buildRecords(name, namespace string, ess []*endpointSlice, zones []string) 
 	r.entries = r.flag(r.entries)
 	r.rangeHosts()
 	r.groupCombos()
-	r.buildTargets(zones)
 	return r
 }
 
@@ -237,24 +233,45 @@ func (r *records) groupCombos() {
 	})
 }
 
-func (r *records) buildTargets(zones []string) {
-	r.targets = make([]string, 0, len(zones)*len(r.hosts))
-	for _, z := range zones {
-		for _, h := range r.hosts {
-			r.targets = append(r.targets, r.target(h.name, z))
+// target is the name of host h: host.service.namespace.svc.zone.
+func (r *records) target(h int32, zone string) string {
+	return r.hosts[h].name + "." + r.name + "." + r.namespace + ".svc." + zone
+}
+
+// targets returns the names, in zone, of the hosts whose entries among es
+// have flag set, indexed by host. They share one allocation: names are not
+// kept in the index, where they would cost more than building them.
+func (r *records) targets(es []entry, flag uint8, zone string) []string {
+	suffix := len(r.name) + len(r.namespace) + len(".svc.") + 2 + len(zone)
+	used := make([]bool, len(r.hosts))
+	size := 0
+	for _, e := range es {
+		if h := r.eps[e.ep].host; e.flags&flag != 0 && !used[h] {
+			used[h] = true
+			size += len(r.hosts[h].name) + suffix
 		}
 	}
-}
-
-// target is the name of an endpoint: host.service.namespace.svc.zone.
-func (r *records) target(host, zone string) string {
-	return host + "." + r.name + "." + r.namespace + ".svc." + zone
-}
-
-// zoneTargets returns the targets of every host in zone z.
-func (r *records) zoneTargets(z int) []string {
-	n := len(r.hosts)
-	return r.targets[z*n : (z+1)*n : (z+1)*n]
+	var b strings.Builder
+	b.Grow(size)
+	ends := make([]int, len(r.hosts))
+	for h, u := range used {
+		if u {
+			for _, part := range []string{r.hosts[h].name, ".", r.name, ".", r.namespace, ".svc.", zone} {
+				b.WriteString(part)
+			}
+			ends[h] = b.Len()
+		}
+	}
+	all := b.String()
+	names := make([]string, len(r.hosts))
+	start := 0
+	for h, end := range ends {
+		if used[h] {
+			names[h] = all[start:end]
+			start = end
+		}
+	}
+	return names
 }
 
 // selection is the set of entries that one query name selects.
@@ -354,8 +371,8 @@ func (s selection) addresses(qname string, v6 bool, ttl uint32, rep *reply) []dn
 func (s selection) isV6(e entry) bool { return s.recs.eps[e.ep].v6 }
 
 // srv returns the SRV records of the selection, owned by qname, with targets
-// taken from targets (one per host), and their address records as glue.
-func (s selection) srv(qname string, targets []string, ttl uint32) (answer, extra []dns.RR) {
+// in zone (as the query wrote it), and their address records as glue.
+func (s selection) srv(qname, zone string, ttl uint32) (answer, extra []dns.RR) {
 	nsrv, n4, n6 := 0, 0, 0
 	for _, e := range s.entries {
 		if e.flags&firstSRV != 0 {
@@ -373,6 +390,7 @@ func (s selection) srv(qname string, targets []string, ttl uint32) (answer, extr
 		return nil, nil
 	}
 	weight := srvWeight(len(s.entries))
+	targets := s.recs.targets(s.entries, firstSRV|firstGlue, zone)
 	srvs := make([]dns.SRV, 0, nsrv)
 	a := make([]dns.A, 0, n4)
 	aaaa := make([]dns.AAAA, 0, n6)
@@ -410,12 +428,13 @@ func srvWeight(n int) uint16 {
 	return max(w, 1)
 }
 
-// ptrRecords returns one PTR record, owned by qname, per distinct name of refs.
-func ptrRecords(qname string, refs []ptrRef, ttl uint32) []dns.RR {
+// ptrRecords returns one PTR record, owned by qname, per distinct name of
+// refs in zone.
+func ptrRecords(qname string, refs []ptrRef, zone string, ttl uint32) []dns.RR {
 	rrs := make([]dns.RR, 0, len(refs))
 	ptrs := make([]dns.PTR, 0, len(refs))
 	for _, ref := range refs {
-		name := ref.recs.zoneTargets(0)[ref.host] // the primary zone
+		name := ref.recs.target(ref.host, zone)
 		if slices.ContainsFunc(ptrs, func(p dns.PTR) bool { return p.Ptr == name }) {
 			continue
 		}

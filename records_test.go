@@ -19,7 +19,7 @@ func TestBuildRecords(t *testing.T) {
 		endpoints: []sliceEndpoint{{netip.MustParseAddr("10.0.0.1"), "b-host"}, {netip.MustParseAddr("10.0.0.2"), "a-host"}}}
 	b := &endpointSlice{name: "b", ports: []slicePort{{port: -1}},
 		endpoints: []sliceEndpoint{{netip.MustParseAddr("10.0.0.2"), "a-host"}}}
-	r := buildRecords("svc", "ns", []*endpointSlice{b, a}, []string{"cluster.local.", "other."})
+	r := buildRecords("svc", "ns", []*endpointSlice{b, a})
 
 	if len(r.eps) != 2 || len(r.hosts) != 2 || len(r.entries) != 5 {
 		t.Fatalf("eps %d hosts %d entries %d, want 2 2 5", len(r.eps), len(r.hosts), len(r.entries))
@@ -48,8 +48,15 @@ func TestBuildRecords(t *testing.T) {
 	if n := count(r.entries, firstGlue); n != 2 {
 		t.Errorf("%d glue records, want 2", n)
 	}
-	if got := r.zoneTargets(1)[0]; got != "a-host.svc.ns.svc.other." {
-		t.Errorf("target in the second zone = %q", got)
+	if got := r.target(0, "other."); got != "a-host.svc.ns.svc.other." {
+		t.Errorf("target in another zone = %q", got)
+	}
+	targets := r.targets(r.entries, firstGlue, "Cluster.Local.")
+	if targets[0] != "a-host.svc.ns.svc.Cluster.Local." || targets[1] != "b-host.svc.ns.svc.Cluster.Local." {
+		t.Errorf("targets = %q", targets)
+	}
+	if targets := r.targets(r.entries[:1], firstGlue, "z."); targets[0] != "a-host.svc.ns.svc.z." || targets[1] != "" {
+		t.Errorf("targets of the first entry = %q", targets)
 	}
 	if len(r.combos) != 3 { // alt/udp, http/tcp and the portless ""/""
 		t.Errorf("combos %+v, want 3", r.combos)
