@@ -16,8 +16,8 @@ type index struct {
 	zones []string // forward zones, each fully qualified and lower case
 
 	mu         sync.RWMutex
-	services   map[string]*records // by "service.namespace"
-	namespaces map[string]int      // headless services per namespace
+	services   map[string]*records     // by "service.namespace"
+	namespaces map[string]int          // headless services per namespace
 	reverse    map[netip.Addr]ptrRef   // the first endpoint with each address
 	more       map[netip.Addr][]ptrRef // the others, for an address in several services
 	// shadow counts, per address, the Services and EndpointSlices that are not

@@ -169,8 +169,11 @@ func startServer(t testing.TB, o serverOptions) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if exited, err := s.Exited(); exited {
+			t.Errorf("coredns exited before the end of the test: %v", err)
+		}
 		if t.Failed() {
-			t.Logf("coredns log:\n%s", tailLines(s.Output(), 60))
+			t.Logf("coredns log:\n%s", tailLines(s.Output(), 200))
 		}
 		s.Stop()
 	})
