@@ -29,10 +29,10 @@ type records struct {
 }
 
 // epRec is one endpoint address, at ips[off:off+4] or ips[off:off+16], with
-// the label it is known by.
+// the label it is known by; same is the first endpoint with that address.
 type epRec struct {
-	off, host int32
-	v6        bool
+	off, host, same int32
+	v6              bool
 }
 
 // hostRec is one endpoint label and its run of entries.
@@ -77,6 +77,7 @@ func buildRecords(name, namespace string, ess []*endpointSlice) *records {
 
 	hostIdx := r.indexHosts(ess)
 	epIdx := make(map[epKey]int32)
+	addrIdx := make(map[netip.Addr]int32)
 	portIdx := make(map[portRec]uint16)
 	for _, s := range ess {
 		if len(portIdx)+len(s.ports) > maxPorts {
@@ -85,7 +86,7 @@ func buildRecords(name, namespace string, ess []*endpointSlice) *records {
 		}
 		for _, e := range s.endpoints {
 			h := hostIdx[strings.ToLower(e.host)]
-			ep := r.addEndpoint(epIdx, e.addr, h)
+			ep := r.addEndpoint(epIdx, addrIdx, e.addr, h)
 			for _, p := range s.ports {
 				r.entries = append(r.entries, entry{ep: ep, port: r.addPort(portIdx, p)})
 			}
@@ -134,14 +135,18 @@ func (r *records) indexHosts(ess []*endpointSlice) map[string]int32 {
 	return idx
 }
 
-func (r *records) addEndpoint(idx map[epKey]int32, addr netip.Addr, host int32) int32 {
+func (r *records) addEndpoint(idx map[epKey]int32, addrIdx map[netip.Addr]int32, addr netip.Addr, host int32) int32 {
 	k := epKey{addr, host}
 	if i, ok := idx[k]; ok {
 		return i
 	}
 	i := int32(len(r.eps)) // #nosec G115
 	idx[k] = i
-	r.eps = append(r.eps, epRec{off: int32(len(r.ips)), host: host, v6: !addr.Is4()}) // #nosec G115
+	same, ok := addrIdx[addr]
+	if !ok {
+		same, addrIdx[addr] = i, i
+	}
+	r.eps = append(r.eps, epRec{off: int32(len(r.ips)), host: host, same: same, v6: !addr.Is4()}) // #nosec G115
 	r.ips = append(r.ips, addr.AsSlice()...)
 	return i
 }
@@ -167,31 +172,34 @@ func (r *records) addPort(idx map[portRec]uint16, p slicePort) uint16 {
 	return i
 }
 
-// flag returns a copy of entries with the first-occurrence flags set for
-// that sequence.
+// flag returns a copy of entries, which are grouped by host, with the
+// first-occurrence flags set for that sequence.
 func (r *records) flag(entries []entry) []entry {
 	out := make([]entry, len(entries))
-	addrs := make(map[netip.Addr]bool)
-	eps := make(map[int32]bool)
-	srvs := make(map[[2]int32]bool)
-	glue := make(map[int32]bool)
+	seen := make([]uint8, len(r.eps)) // firstAddr, firstEP and firstGlue already given, by endpoint
+	var hostPorts []int32             // port numbers with an SRV record in the current host's run
+	host := int32(-1)
 	for i, e := range entries {
+		ep := r.eps[e.ep]
+		if ep.host != host {
+			host, hostPorts = ep.host, hostPorts[:0]
+		}
 		e.flags = 0
-		if a := r.addr(e.ep); !addrs[a] {
-			addrs[a] = true
+		if seen[ep.same]&firstAddr == 0 {
+			seen[ep.same] |= firstAddr
 			e.flags |= firstAddr
 		}
-		if !eps[e.ep] {
-			eps[e.ep] = true
+		if seen[e.ep]&firstEP == 0 {
+			seen[e.ep] |= firstEP
 			e.flags |= firstEP
 		}
 		if port := r.ports[e.port].port; port != -1 {
-			if k := [2]int32{r.eps[e.ep].host, port}; !srvs[k] {
-				srvs[k] = true
+			if !slices.Contains(hostPorts, port) {
+				hostPorts = append(hostPorts, port)
 				e.flags |= firstSRV
 			}
-			if !glue[e.ep] {
-				glue[e.ep] = true
+			if seen[e.ep]&firstGlue == 0 {
+				seen[e.ep] |= firstGlue
 				e.flags |= firstGlue
 			}
 		}
