@@ -75,9 +75,14 @@ func buildRecords(name, namespace string, ess []*endpointSlice) *records {
 	r := &records{name: name, namespace: namespace}
 	ess = slices.SortedFunc(slices.Values(ess), func(a, b *endpointSlice) int { return cmp.Compare(a.name, b.name) })
 
-	hostIdx := r.indexHosts(ess)
-	epIdx := make(map[epKey]int32)
-	addrIdx := make(map[netip.Addr]int32)
+	n := 0
+	for _, s := range ess {
+		n += len(s.endpoints)
+	}
+	hostIdx := r.indexHosts(ess, n)
+	epIdx := make(map[epKey]int32, n)
+	addrIdx := make(map[netip.Addr]int32, n)
+	r.eps, r.ips = make([]epRec, 0, n), make([]byte, 0, 4*n)
 	portIdx := make(map[portRec]uint16)
 	for _, s := range ess {
 		if len(portIdx)+len(s.ports) > maxPorts {
@@ -109,8 +114,8 @@ type epKey struct {
 }
 
 // indexHosts fills r.hosts with the distinct labels in sorted order.
-func (r *records) indexHosts(ess []*endpointSlice) map[string]int32 {
-	names := make(map[string]string)
+func (r *records) indexHosts(ess []*endpointSlice, n int) map[string]int32 {
+	names := make(map[string]string, n)
 	for _, s := range ess {
 		for _, e := range s.endpoints {
 			l := strings.ToLower(e.host)

@@ -26,9 +26,9 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := regexp.MustCompile(`(?m)^\| (QPS|memory|start|programming)[^|]*\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 8 {
-		t.Errorf("the report has %d target rows with figures, want 8:\n%s", len(rows), md)
+	rows := regexp.MustCompile(`(?m)^\| (QPS|memory|heap|start|programming)[^|]*\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
+	if len(rows) != 9 {
+		t.Errorf("the report has %d target rows with figures, want 9:\n%s", len(rows), md)
 	}
 	svg, err := os.ReadFile(cfg.chart)
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,13 +23,13 @@ import (
 
 // procResult is what one single-listener process costs.
 type procResult struct {
-	rssKB int
-	ready time.Duration
+	rssKB, heapKB int
+	ready         time.Duration
 }
 
 // measureProcesses starts one process per kind alone, pinned to CPU 0, and
-// records how long it takes to answer for the last service loaded and its
-// resident memory once it does.
+// records how long it takes to answer for the last service loaded and, once
+// it does and a garbage collection has run, its resident memory and heap.
 func (b *bench) measureProcesses(ctx context.Context, label string) error {
 	last := fmt.Sprintf("pod-0.%s.%s.svc.cluster.local.", serviceName(b.rep.loaded(label)-1), namespace)
 	for _, kind := range []string{whoami, kubernetesKind, headless} {
@@ -35,10 +37,14 @@ func (b *bench) measureProcesses(ctx context.Context, label string) error {
 		if err != nil {
 			return err
 		}
+		pprofPort, err := coredns.FreePort()
+		if err != nil {
+			return err
+		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		fmt.Fprintf(b.log, "%s: starting %s alone ...\n", label, kind)
 		begin := time.Now()
-		srv, err := coredns.StartPinned(ctx, 0, b.bin, b.corefileBlock(kind, port, 0), 15*time.Minute, addr)
+		srv, err := coredns.StartPinned(ctx, 0, b.bin, b.corefileBlock(kind, port, pprofPort), 15*time.Minute, addr)
 		if err != nil {
 			return err
 		}
@@ -49,14 +55,14 @@ func (b *bench) measureProcesses(ctx context.Context, label string) error {
 			}
 		}
 		ready := time.Since(begin)
-		time.Sleep(3 * time.Second) // let the start-up garbage be collected
-		rss, err := rssKB(srv.PID())
+		p, err := settledMemory(ctx, srv.PID(), pprofPort)
 		srv.Stop()
 		if err != nil {
 			return err
 		}
-		b.rep.addProcess(label, kind, procResult{rssKB: rss, ready: ready})
-		fmt.Fprintf(b.log, "%s: %s ready in %s, RSS %d kB\n", label, kind, ready.Round(time.Millisecond), rss)
+		p.ready = ready
+		b.rep.addProcess(label, kind, p)
+		fmt.Fprintf(b.log, "%s: %s ready in %s, RSS %d kB, heap %d kB\n", label, kind, ready.Round(time.Millisecond), p.rssKB, p.heapKB)
 	}
 	return nil
 }
@@ -217,6 +223,43 @@ func waitAnswer(ctx context.Context, addr, name string, timeout time.Duration) e
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+var heapInuse = regexp.MustCompile(`# HeapInuse = ([0-9]+)`)
+
+// settledMemory collects the start-up garbage (the pprof plugin's heap
+// profile with gc=1 runs a collection), gives the runtime 5s to return freed
+// pages to the system, and reads the resident set and the heap in use.
+func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) {
+	var p procResult
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort)
+	for i := range 2 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return p, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return p, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return p, err
+		}
+		m := heapInuse.FindSubmatch(body)
+		if m == nil {
+			return p, fmt.Errorf("no HeapInuse in %s", url)
+		}
+		heap, _ := strconv.Atoi(string(m[1]))
+		p.heapKB = heap / 1024
+		if i == 0 {
+			time.Sleep(5 * time.Second)
+		}
+	}
+	rss, err := rssKB(pid)
+	p.rssKB = rss
+	return p, err
 }
 
 // rssKB reads the resident set size of pid from /proc.

@@ -61,10 +61,16 @@ func (r *report) addLatency(kind string, d time.Duration) {
 	r.latency[kind] = append(r.latency[kind], d)
 }
 
-// growthMB is the memory a plugin adds over the whoami-only process.
+// growthMB is the resident memory a plugin adds over the whoami-only process.
 func (r *report) growthMB(label, kind string) float64 {
 	p := r.procs[label]
 	return float64(p[kind].rssKB-p[whoami].rssKB) / 1024
+}
+
+// heapGrowthMB is the heap in use a plugin adds over the whoami-only process.
+func (r *report) heapGrowthMB(label, kind string) float64 {
+	p := r.procs[label]
+	return float64(p[kind].heapKB-p[whoami].heapKB) / 1024
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -107,6 +113,9 @@ func (r *report) targets() []target {
 		}
 		ts = append(ts, target{"memory over whoami, " + l, want,
 			fmt.Sprintf("%.1f vs %.1f MB", hg, kg), ratio(hg, kg), i > 0 || ratio(hg, kg) <= 0.3})
+		hh, kh := r.heapGrowthMB(l, headless), r.heapGrowthMB(l, kubernetesKind)
+		ts = append(ts, target{"heap in use over whoami, " + l, "measured",
+			fmt.Sprintf("%.1f vs %.1f MB", hh, kh), ratio(hh, kh), true})
 		hr, kr := r.procs[l][headless].ready, r.procs[l][kubernetesKind].ready
 		ts = append(ts, target{"start to serving, " + l, "<= kubernetes",
 			fmt.Sprintf("%s vs %s", hr.Round(time.Millisecond), kr.Round(time.Millisecond)), ratio(float64(hr), float64(kr)), hr <= kr})
@@ -127,7 +136,7 @@ func (r *report) write() error {
 		r.date.Format("2006-01-02 15:04 UTC"), goVersion(), machine())
 	fmt.Fprintf(&b, "One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless), a local etcd and kube-apiserver, the same objects for both plugins: the seed document's consul-server (8 ports, 3 pods) and %d headless services x %d endpoints x 2 ports. ", r.cfg.services, r.cfg.endpoints)
 	b.WriteString("The server is pinned to CPU 0 with taskset and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1; ")
-	fmt.Fprintf(&b, "each QPS figure is the best of %d runs of %s. Memory is the resident set (VmRSS) of a process serving one plugin alone, 3 s after it first answers for the last service loaded, minus the same for a process serving only `whoami`. Programming latency is the time from the API server acknowledging an EndpointSlice update to the new name being answered, polled every millisecond, while dnsperf sends 3000 qps of the mixed workload to each plugin.\n\n", r.cfg.rounds, r.cfg.duration)
+	fmt.Fprintf(&b, "each QPS figure is the best of %d runs of %s. Memory is the resident set (VmRSS) of a process serving one plugin alone, read once it answers for the last service loaded, a garbage collection has run (the *pprof* plugin's heap profile with `gc=1`) and 5 s have passed, minus the same for a process serving only `whoami`; the heap in use (`HeapInuse`) is read at the same time. Programming latency is the time from the API server acknowledging an EndpointSlice update to the new name being answered, polled every millisecond, while dnsperf sends 3000 qps of the mixed workload to each plugin.\n\n", r.cfg.rounds, r.cfg.duration)
 	fmt.Fprintf(&b, "Loading the objects took %s; the whole run %s.\n\n", r.loadTime.Round(time.Second), r.total.Round(time.Second))
 	fmt.Fprintf(&b, "![headless against kubernetes](%s)\n\n", filepath.Base(r.cfg.chart))
 	b.WriteString("## Targets\n\n| target | wanted | headless vs kubernetes | ratio | met |\n| --- | --- | --- | --- | --- |\n")
@@ -138,11 +147,12 @@ func (r *report) write() error {
 	for _, w := range []string{seedA, seedSRV, mix} {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %s |\n", w, r.qps[w+"/"+kubernetesKind], r.qps[w+"/"+headless], orDash(r.qps[w+"/"+whoami]))
 	}
-	b.WriteString("\n| objects | process | VmRSS | over whoami | start to serving |\n| --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n| objects | process | VmRSS | over whoami | heap in use | over whoami | start to serving |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, l := range r.labels {
 		for _, kind := range []string{whoami, kubernetesKind, headless} {
 			p := r.procs[l][kind]
-			fmt.Fprintf(&b, "| %s | %s | %.1f MB | %.1f MB | %s |\n", l, kind, float64(p.rssKB)/1024, r.growthMB(l, kind), p.ready.Round(time.Millisecond))
+			fmt.Fprintf(&b, "| %s | %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %s |\n", l, kind, float64(p.rssKB)/1024, r.growthMB(l, kind),
+				float64(p.heapKB)/1024, r.heapGrowthMB(l, kind), p.ready.Round(time.Millisecond))
 		}
 	}
 	b.WriteString("\n| plugin | writes | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")

@@ -90,11 +90,12 @@ type bench struct {
 	files      map[string]string // query files by workload
 }
 
-// corefileBlock returns a server block for one listener of kind.
-func (b *bench) corefileBlock(kind string, port, readyPort int) string {
+// corefileBlock returns a server block for one listener of kind, with the
+// pprof plugin on pprofPort unless it is 0.
+func (b *bench) corefileBlock(kind string, port, pprofPort int) string {
 	block := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n", port)
-	if readyPort != 0 {
-		block += fmt.Sprintf("    ready 127.0.0.1:%d\n", readyPort)
+	if pprofPort != 0 {
+		block += fmt.Sprintf("    pprof 127.0.0.1:%d\n", pprofPort)
 	}
 	switch kind {
 	case whoami:
