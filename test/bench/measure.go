@@ -225,11 +225,11 @@ func waitAnswer(ctx context.Context, addr, name string, timeout time.Duration) e
 	}
 }
 
-var heapInuse = regexp.MustCompile(`# HeapInuse = ([0-9]+)`)
+var heapAlloc = regexp.MustCompile(`# HeapAlloc = ([0-9]+)`)
 
 // settledMemory collects the start-up garbage (the pprof plugin's heap
 // profile with gc=1 runs a collection), gives the runtime 5s to return freed
-// pages to the system, and reads the resident set and the heap in use.
+// pages to the system, and reads the resident set and the live heap.
 func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) {
 	var p procResult
 	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort)
@@ -247,9 +247,9 @@ func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) 
 		if err != nil {
 			return p, err
 		}
-		m := heapInuse.FindSubmatch(body)
+		m := heapAlloc.FindSubmatch(body)
 		if m == nil {
-			return p, fmt.Errorf("no HeapInuse in %s", url)
+			return p, fmt.Errorf("no HeapAlloc in %s", url)
 		}
 		heap, _ := strconv.Atoi(string(m[1]))
 		p.heapKB = heap / 1024
