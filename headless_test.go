@@ -9,6 +9,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -103,77 +104,33 @@ func reverse(ip string) string {
 	return r
 }
 
-func headlessService(namespace, name string) *core.Service {
-	return &core.Service{
-		ObjectMeta: meta.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       core.ServiceSpec{ClusterIP: core.ClusterIPNone, ClusterIPs: []string{core.ClusterIPNone}},
+// objects returns the Services and EndpointSlices of o for a fake clientset.
+func objects(o fixtures.Objects) []runtime.Object {
+	var objs []runtime.Object
+	for _, s := range o.Services {
+		objs = append(objs, s)
 	}
-}
-
-func clusterIPService(namespace, name, ip string) *core.Service {
-	return &core.Service{
-		ObjectMeta: meta.ObjectMeta{Name: name, Namespace: namespace},
-		Spec: core.ServiceSpec{ClusterIP: ip, ClusterIPs: []string{ip}, Ports: []core.ServicePort{
-			{Name: "http", Port: 80, Protocol: core.ProtocolTCP},
-		}},
+	for _, s := range o.Slices {
+		objs = append(objs, s)
 	}
-}
-
-func endpointSliceOf(namespace, service, name string, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-	return &discovery.EndpointSlice{
-		ObjectMeta: meta.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
-			discovery.LabelServiceName: service,
-			discovery.LabelManagedBy:   "endpointslice-controller.k8s.io",
-		}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       ports,
-		Endpoints:   eps,
-	}
-}
-
-func port(name string, number int32, protocol core.Protocol) discovery.EndpointPort {
-	return discovery.EndpointPort{Name: &name, Port: &number, Protocol: &protocol}
-}
-
-func endpoint(ip, hostname string) discovery.Endpoint {
-	e := discovery.Endpoint{Addresses: []string{ip}}
-	if hostname != "" {
-		e.Hostname = &hostname
-	}
-	return e
-}
-
-func withReady(e discovery.Endpoint, ready bool) discovery.Endpoint {
-	e.Conditions.Ready = &ready
-	return e
-}
-
-func withPod(e discovery.Endpoint, pod string) discovery.Endpoint {
-	e.TargetRef = &core.ObjectReference{Kind: "Pod", Name: pod}
-	return e
+	return objs
 }
 
 // consul returns the seed scenario: the consul-server StatefulSet's headless
 // service with its eight ports and three pods.
-func consul() []runtime.Object {
-	ports := []discovery.EndpointPort{
-		port("http", 8500, core.ProtocolTCP),
-		port("serflan-tcp", 8301, core.ProtocolTCP),
-		port("serflan-udp", 8301, core.ProtocolUDP),
-		port("serfwan-tcp", 8302, core.ProtocolTCP),
-		port("serfwan-udp", 8302, core.ProtocolUDP),
-		port("server", 8300, core.ProtocolTCP),
-		port("dns-tcp", 8600, core.ProtocolTCP),
-		port("dns-udp", 8600, core.ProtocolUDP),
-	}
-	return []runtime.Object{
-		headlessService("default", "consul-server"),
-		endpointSliceOf("default", "consul-server", "consul-server-abcde", ports,
-			endpoint("10.244.1.10", "consul-server-0"),
-			endpoint("10.244.2.11", "consul-server-1"),
-			endpoint("10.244.3.12", "consul-server-2"),
-		),
-	}
+func consul() []runtime.Object { return objects(fixtures.Consul("default")) }
+
+// clusterIPService is a ClusterIP service with its address, which the fake
+// clientset does not allocate.
+func clusterIPService(namespace, name, ip string) *core.Service {
+	s := fixtures.ClusterIP(namespace, name, fixtures.ServicePort("http", 80, core.ProtocolTCP))
+	s.Spec.ClusterIP, s.Spec.ClusterIPs = ip, []string{ip}
+	return s
+}
+
+// sliceOf is an IPv4 EndpointSlice of service.
+func sliceOf(namespace, service, name string, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
+	return fixtures.Slice(namespace, service, name, discovery.AddressTypeIPv4, ports, eps...)
 }
 
 func TestName(t *testing.T) {

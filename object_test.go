@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/headlessdns/headless/test/fixtures"
+
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +18,7 @@ func TestToService(t *testing.T) {
 		headless bool
 		ips      []netip.Addr
 	}{
-		{headlessService("ns", "h"), true, nil},
+		{fixtures.Headless("ns", "h"), true, nil},
 		{clusterIPService("ns", "c", "10.96.0.1"), false, []netip.Addr{netip.MustParseAddr("10.96.0.1")}},
 		{&core.Service{ObjectMeta: meta.ObjectMeta{Name: "x"}, Spec: core.ServiceSpec{Type: core.ServiceTypeExternalName, ClusterIP: core.ClusterIPNone}}, false, nil},
 	}
@@ -37,13 +39,13 @@ func TestToService(t *testing.T) {
 
 func TestToEndpointSlice(t *testing.T) {
 	bad := "Not_A_Label"
-	s := endpointSliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{port("http", 80, core.ProtocolTCP), {}},
-		endpoint("10.0.0.1", "web-0"),
-		withReady(endpoint("10.0.0.2", "web-1"), false),
-		endpoint("10.0.0.3", ""),
-		withPod(endpoint("10.0.0.4", ""), "pod-a"),
-		endpoint("not-an-ip", ""),
-		endpoint("10.0.0.5", bad+".x"),
+	s := sliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), {}},
+		fixtures.Endpoint("10.0.0.1", "web-0"),
+		fixtures.Ready(fixtures.Endpoint("10.0.0.2", "web-1"), false),
+		fixtures.Endpoint("10.0.0.3", ""),
+		fixtures.Pod(fixtures.Endpoint("10.0.0.4", ""), "pod-a"),
+		fixtures.Endpoint("not-an-ip", ""),
+		fixtures.Endpoint("10.0.0.5", bad+".x"),
 	)
 	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: "2026-11-27T12:00:00.5Z"}
 	got := toEndpointSlice(s, true)
@@ -62,10 +64,10 @@ func TestToEndpointSlice(t *testing.T) {
 	if got.service != "svc" || got.triggered != 1795780800500000000 {
 		t.Errorf("service %q triggered %d", got.service, got.triggered)
 	}
-	if noPorts := toEndpointSlice(endpointSliceOf("ns", "svc", "b", nil), false); !reflect.DeepEqual(noPorts.ports, []slicePort{{port: -1}}) {
+	if noPorts := toEndpointSlice(sliceOf("ns", "svc", "b", nil), false); !reflect.DeepEqual(noPorts.ports, []slicePort{{port: -1}}) {
 		t.Errorf("a slice without ports has ports %+v, want the -1 sentinel", noPorts.ports)
 	}
-	fqdn := endpointSliceOf("ns", "svc", "c", nil, endpoint("example.com", ""))
+	fqdn := sliceOf("ns", "svc", "c", nil, fixtures.Endpoint("example.com", ""))
 	fqdn.AddressType = discovery.AddressTypeFQDN
 	if got := toEndpointSlice(fqdn, false); len(got.endpoints) != 0 {
 		t.Errorf("FQDN slice kept %+v", got.endpoints)
@@ -79,12 +81,12 @@ func TestEndpointHostname(t *testing.T) {
 		podNames bool
 		want     string
 	}{
-		{endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
-		{withPod(endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
-		{withPod(endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
-		{withPod(endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
-		{endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
-		{endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
+		{fixtures.Endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
+		{fixtures.Endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
+		{fixtures.Endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
 	}
 	for _, tc := range tests {
 		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {
