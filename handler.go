@@ -243,8 +243,20 @@ func inZone(name, zone string) bool {
 	case len(name) == len(zone):
 		return name == zone
 	default:
-		return len(name) > len(zone) && strings.HasSuffix(name, zone) && name[len(name)-len(zone)-1] == '.'
+		i := len(name) - len(zone) - 1
+		return len(name) > len(zone) && strings.HasSuffix(name, zone) && name[i] == '.' && !escaped(name, i)
 	}
+}
+
+// escaped reports whether the byte at i of name is escaped: preceded by an
+// odd number of backslashes. An escaped dot is part of a label (`a\.b` is one
+// label), as dns.IsSubDomain has it.
+func escaped(name string, i int) bool {
+	n := 0
+	for i--; i >= 0 && name[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // cutLast splits the last label off name.

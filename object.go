@@ -108,8 +108,8 @@ func toEndpointSlice(s *discovery.EndpointSlice, podNames bool) *endpointSlice {
 				continue
 			}
 			host := endpointHostname(e, a, podNames)
-			if !validLabel(host) {
-				log.Warningf("Skipping address %q of EndpointSlice %s/%s: %q is not a valid DNS label", a, s.Namespace, s.Name, host)
+			if !validHost(host) {
+				log.Warningf("Skipping address %q of EndpointSlice %s/%s: %q cannot stand in a DNS name", a, s.Namespace, s.Name, host)
 				continue
 			}
 			es.endpoints = append(es.endpoints, sliceEndpoint{addr: addr, host: host})
@@ -159,15 +159,21 @@ func endpointHostname(e discovery.Endpoint, addr string, podNames bool) string {
 	return h
 }
 
-// validLabel reports whether s can stand as one label of a name we serve.
-func validLabel(s string) bool {
-	if s == "" || len(s) > 63 {
+// validHost reports whether s can stand at the front of a name we serve: one
+// label, or several for a pod name with dots (endpoint_pod_names), which the
+// kubernetes plugin keeps in its answers although no query can name it.
+func validHost(s string) bool {
+	if len(s) > 200 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' || c == '\\' || c < '!' || c > '~' {
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
 			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; c == '\\' || c < '!' || c > '~' {
+				return false
+			}
 		}
 	}
 	return true

@@ -38,14 +38,15 @@ func TestToService(t *testing.T) {
 }
 
 func TestToEndpointSlice(t *testing.T) {
-	bad := "Not_A_Label"
+	bad := "not a label"
 	s := sliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), {}},
 		fixtures.Endpoint("10.0.0.1", "web-0"),
 		fixtures.Ready(fixtures.Endpoint("10.0.0.2", "web-1"), false),
 		fixtures.Endpoint("10.0.0.3", ""),
 		fixtures.Pod(fixtures.Endpoint("10.0.0.4", ""), "pod-a"),
 		fixtures.Endpoint("not-an-ip", ""),
-		fixtures.Endpoint("10.0.0.5", bad+".x"),
+		fixtures.Endpoint("10.0.0.5", bad),
+		fixtures.Pod(fixtures.Endpoint("10.0.0.6", ""), "pod.with.dots"),
 	)
 	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: "2026-11-27T12:00:00.5Z"}
 	got := toEndpointSlice(s, true)
@@ -53,6 +54,7 @@ func TestToEndpointSlice(t *testing.T) {
 		{netip.MustParseAddr("10.0.0.1"), "web-0"},
 		{netip.MustParseAddr("10.0.0.3"), "10-0-0-3"},
 		{netip.MustParseAddr("10.0.0.4"), "pod-a"},
+		{netip.MustParseAddr("10.0.0.6"), "pod.with.dots"}, // kept, as the kubernetes plugin keeps it
 	}
 	if !reflect.DeepEqual(got.endpoints, want) {
 		t.Errorf("endpoints %+v, want %+v", got.endpoints, want)

@@ -80,11 +80,11 @@ func TestMain(m *testing.M) {
 
 // ownCluster starts a control plane for the test alone, stopped when it
 // ends.
-func ownCluster(t testing.TB) *cluster.Cluster {
+func ownCluster(t testing.TB, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{})
+	c, err := cluster.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

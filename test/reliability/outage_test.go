@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/test/cluster"
 	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
@@ -94,7 +95,7 @@ func deleteService(ctx context.Context, t testing.TB, client kubernetes.Interfac
 func TestAPIServerOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := ownCluster(t)
+	c := ownCluster(t, cluster.Options{})
 	o := fixtures.Consul("default")
 	o.Add(outageObjects([]int{0, 1}, 2, false))
 	if err := fixtures.Apply(ctx, c.Client, o); err != nil {

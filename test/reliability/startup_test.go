@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/test/cluster"
 	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
@@ -21,7 +22,7 @@ import (
 func TestStartWithoutAPIServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := ownCluster(t)
+	c := ownCluster(t, cluster.Options{})
 	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,484 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const (
+	// churnFor is how long the EndpointSlices churn under query load; 10s
+	// with -short.
+	churnFor = 60 * time.Second
+	// churnServices is the number of headless services that churn.
+	churnServices = 20
+	// churnMaxEndpoints is the most endpoints a churning service has.
+	churnMaxEndpoints = 8
+	// churnWriters update the slices, each at most churnWriteRate a second.
+	churnWriters   = 4
+	churnWriteRate = 100
+	// churnQueriers send queries, together at most churnQPS a second.
+	churnQueriers = 8
+	churnQPS      = 2000
+	churnNS       = "churn"
+)
+
+// churnService is one service that churns: endpoint j is host h-j with
+// address 10.90.i.j+1 and ports web 80 and metrics 9090; endpoint 0 is always
+// ready, so the service always has an address. Split, its endpoints are in
+// two slices, the first half in a, the rest in b; else all are in a. The two
+// slices never share an endpoint.
+type churnService struct {
+	i        int
+	n        int
+	notReady map[int]bool
+	split    bool
+	a, b     *discovery.EndpointSlice // as last written, nil if absent
+}
+
+func churnName(i int) string { return fmt.Sprintf("svc-%02d", i) }
+
+func (s *churnService) endpoints(lo, hi int) []discovery.Endpoint {
+	var eps []discovery.Endpoint
+	for j := lo; j < hi; j++ {
+		e := fixtures.Endpoint(fmt.Sprintf("10.90.%d.%d", s.i, j+1), fmt.Sprintf("h-%d", j))
+		if s.notReady[j] {
+			e = fixtures.Ready(e, false)
+		}
+		eps = append(eps, e)
+	}
+	return eps
+}
+
+var churnPorts = []discovery.EndpointPort{fixtures.Port("web", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
+
+// slice returns slice a or b of the current state.
+func (s *churnService) slice(name string, lo, hi int) *discovery.EndpointSlice {
+	return fixtures.Slice(churnNS, churnName(s.i), churnName(s.i)+"-"+name, discovery.AddressTypeIPv4, churnPorts, s.endpoints(lo, hi)...)
+}
+
+// write creates or updates one slice from want, keeping its last written
+// version in *last.
+func writeSlice(ctx context.Context, client kubernetes.Interface, last **discovery.EndpointSlice, want *discovery.EndpointSlice) error {
+	api := client.DiscoveryV1().EndpointSlices(churnNS)
+	if *last == nil {
+		got, err := api.Create(ctx, want, meta.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			if got, err = api.Get(ctx, want.Name, meta.GetOptions{}); err == nil {
+				want.ResourceVersion = got.ResourceVersion
+				got, err = api.Update(ctx, want, meta.UpdateOptions{})
+			}
+		}
+		if err != nil {
+			return err
+		}
+		*last = got
+		return nil
+	}
+	want.ResourceVersion = (*last).ResourceVersion
+	got, err := api.Update(ctx, want, meta.UpdateOptions{})
+	if err != nil {
+		// Resynchronize with the API for the next write.
+		if cur, gerr := api.Get(ctx, want.Name, meta.GetOptions{}); gerr == nil {
+			*last = cur
+		}
+		return err
+	}
+	*last = got
+	return nil
+}
+
+// step makes one random change, in one or two writes, each leaving an API
+// state that keeps the invariants. It returns the number of writes.
+func (s *churnService) step(ctx context.Context, client kubernetes.Interface, r *rand.Rand) (int, error) {
+	half := s.n / 2
+	switch op := r.IntN(10); {
+	case op < 4 && !s.split: // scale
+		s.n = 1 + r.IntN(churnMaxEndpoints)
+		for j := range s.notReady {
+			if j >= s.n {
+				delete(s.notReady, j)
+			}
+		}
+		return 1, writeSlice(ctx, client, &s.a, s.slice("a", 0, s.n))
+	case op < 7 && s.n > 1: // flip the readiness of an endpoint but the first
+		j := 1 + r.IntN(s.n-1)
+		s.notReady[j] = !s.notReady[j]
+		if s.split && j >= half {
+			return 1, writeSlice(ctx, client, &s.b, s.slice("b", half, s.n))
+		}
+		if s.split {
+			return 1, writeSlice(ctx, client, &s.a, s.slice("a", 0, half))
+		}
+		return 1, writeSlice(ctx, client, &s.a, s.slice("a", 0, s.n))
+	case !s.split && s.n > 1: // split: a keeps the first half, then b gets the rest
+		s.split = true
+		if err := writeSlice(ctx, client, &s.a, s.slice("a", 0, half)); err != nil {
+			return 1, err
+		}
+		return 2, writeSlice(ctx, client, &s.b, s.slice("b", half, s.n))
+	case s.split: // merge: b goes, then a gets all
+		s.split = false
+		err := client.DiscoveryV1().EndpointSlices(churnNS).Delete(ctx, churnName(s.i)+"-b", meta.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 1, err
+		}
+		s.b = nil
+		return 2, writeSlice(ctx, client, &s.a, s.slice("a", 0, s.n))
+	default: // a service of one endpoint: grow
+		s.n = 2 + r.IntN(churnMaxEndpoints-1)
+		return 1, writeSlice(ctx, client, &s.a, s.slice("a", 0, s.n))
+	}
+}
+
+// ready returns the hosts that are ready in the current state.
+func (s *churnService) ready() []int {
+	var js []int
+	for j := range s.n {
+		if !s.notReady[j] {
+			js = append(js, j)
+		}
+	}
+	return js
+}
+
+// checkChurnAnswer returns an error if r, the answer to an A or SRV query for
+// service i, is one that no API state of the service had: an error rcode,
+// no address, an address twice or not of the service, the first endpoint
+// missing, an SRV target without both ports or glue, glue with another
+// address than its host's, or SRV weights that are not all 100/n.
+func checkChurnAnswer(i int, qtype uint16, r *dns.Msg) error {
+	if r.Rcode != dns.RcodeSuccess {
+		return fmt.Errorf("rcode %s", dns.RcodeToString[r.Rcode])
+	}
+	if r.Truncated {
+		return fmt.Errorf("truncated")
+	}
+	name := churnName(i) + "." + churnNS + ".svc.cluster.local."
+	addrOf := func(j int) string { return fmt.Sprintf("10.90.%d.%d", i, j+1) }
+	hostOf := func(target string) (int, bool) {
+		var j int
+		if _, err := fmt.Sscanf(target, "h-%d."+name, &j); err != nil || target != fmt.Sprintf("h-%d.%s", j, name) || j < 0 || j >= churnMaxEndpoints {
+			return 0, false
+		}
+		return j, true
+	}
+	switch qtype {
+	case dns.TypeA:
+		seen := map[string]bool{}
+		for _, rr := range r.Answer {
+			a, ok := rr.(*dns.A)
+			if !ok || a.Hdr.Name != name {
+				return fmt.Errorf("unexpected record %s", rr)
+			}
+			ip := a.A.String()
+			if seen[ip] {
+				return fmt.Errorf("address %s twice", ip)
+			}
+			seen[ip] = true
+			if !strings.HasPrefix(ip, fmt.Sprintf("10.90.%d.", i)) {
+				return fmt.Errorf("address %s of another service", ip)
+			}
+		}
+		if !seen[addrOf(0)] {
+			return fmt.Errorf("no address of the first endpoint in %d answers", len(r.Answer))
+		}
+	case dns.TypeSRV:
+		ports := map[int][]uint16{}
+		var weights []uint16
+		for _, rr := range r.Answer {
+			srv, ok := rr.(*dns.SRV)
+			if !ok || srv.Hdr.Name != name || srv.Priority != 0 {
+				return fmt.Errorf("unexpected record %s", rr)
+			}
+			j, ok := hostOf(srv.Target)
+			if !ok {
+				return fmt.Errorf("unexpected target %s", srv.Target)
+			}
+			ports[j] = append(ports[j], srv.Port)
+			weights = append(weights, srv.Weight)
+		}
+		if _, ok := ports[0]; !ok {
+			return fmt.Errorf("no SRV record of the first endpoint")
+		}
+		for j, ps := range ports {
+			slices.Sort(ps)
+			if !slices.Equal(ps, []uint16{80, 9090}) {
+				return fmt.Errorf("host h-%d with ports %v, want 80 and 9090", j, ps)
+			}
+		}
+		want := srvWeight(len(r.Answer))
+		for _, w := range weights {
+			if w != want {
+				return fmt.Errorf("weights %v for %d records, want all %d", weights, len(r.Answer), want)
+			}
+		}
+		glue := map[int]bool{}
+		for _, rr := range r.Extra {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				continue
+			}
+			a, ok := rr.(*dns.A)
+			if !ok {
+				return fmt.Errorf("unexpected additional record %s", rr)
+			}
+			j, ok := hostOf(a.Hdr.Name)
+			if !ok || a.A.String() != addrOf(j) {
+				return fmt.Errorf("glue %s does not match its host", rr)
+			}
+			if glue[j] {
+				return fmt.Errorf("glue of h-%d twice", j)
+			}
+			glue[j] = true
+		}
+		for j := range ports {
+			if !glue[j] {
+				return fmt.Errorf("no glue for h-%d", j)
+			}
+		}
+		if len(glue) != len(ports) {
+			return fmt.Errorf("glue for %d hosts, SRV records for %d", len(glue), len(ports))
+		}
+	}
+	return nil
+}
+
+// srvWeight is the weight of each of n SRV records, computed as the
+// kubernetes plugin computes it.
+func srvWeight(n int) uint16 {
+	return max(uint16(math.Floor(100.0/float64(100*n)*100)), 1)
+}
+
+// loadStats counts what the load generator saw.
+type loadStats struct {
+	queries, lost, bad atomic.Int64
+	mu                 sync.Mutex
+	failures           []string // the first few bad answers
+}
+
+func (st *loadStats) fail(msg string) {
+	st.bad.Add(1)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.failures) < 5 {
+		st.failures = append(st.failures, msg)
+	}
+}
+
+// generateLoad queries A and SRV of the churning services over UDP, at most
+// churnQPS a second in all, until stop is closed.
+func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	interval := time.Second * churnQueriers / churnQPS
+	for q := range churnQueriers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(q), 1))
+			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			var conn *dns.Conn
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					if conn != nil {
+						conn.Close()
+					}
+					return
+				case <-tick.C:
+				}
+				if conn == nil {
+					var err error
+					if conn, err = c.Dial(addr); err != nil {
+						st.fail("dial: " + err.Error())
+						continue
+					}
+				}
+				i := r.IntN(churnServices)
+				qtype := []uint16{dns.TypeA, dns.TypeSRV}[r.IntN(2)]
+				m := newQuery(churnName(i)+"."+churnNS+".svc.cluster.local.", qtype)
+				st.queries.Add(1)
+				resp, _, err := c.ExchangeWithConn(m, conn)
+				if err != nil {
+					// A datagram lost under load: not an answer. A new
+					// socket, so that a late reply is not taken for the next.
+					st.lost.Add(1)
+					conn.Close()
+					conn = nil
+					continue
+				}
+				if err := checkChurnAnswer(i, qtype, resp); err != nil {
+					st.fail(fmt.Sprintf("%s %s: %v\n%s", m.Question[0].Name, dns.TypeToString[qtype], err, resp))
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+// TestChurnUnderLoad updates the EndpointSlices of 20 headless services
+// hundreds of times a second (scaling, readiness, splitting a service into two
+// slices and merging them back) while queries of their A and SRV records
+// come in at up to 2000 a second. No answer may be an error, have an address
+// twice, or mix states: see checkChurnAnswer. Once the churn stops, DNS
+// must answer the final state, and the process must not have grown much.
+func TestChurnUnderLoad(t *testing.T) {
+	t.Parallel()
+	exclusive(t)
+	ctx := context.Background()
+	client := shared.cluster.Client
+	duration := churnFor
+	if testing.Short() {
+		duration = 10 * time.Second
+	}
+
+	svcs := make([]*churnService, churnServices)
+	var o fixtures.Objects
+	for i := range svcs {
+		svcs[i] = &churnService{i: i, n: 1 + i%churnMaxEndpoints, notReady: map[int]bool{}}
+		o.Services = append(o.Services, fixtures.Headless(churnNS, churnName(i)))
+	}
+	if err := fixtures.Apply(ctx, client, o); err != nil {
+		t.Fatal(err)
+	}
+	// Start from a known state whatever an earlier run left.
+	if err := client.DiscoveryV1().EndpointSlices(churnNS).DeleteCollection(ctx, meta.DeleteOptions{}, meta.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		if err := writeSlice(ctx, client, &s.a, s.slice("a", 0, s.n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startServer(t, serverOptions{})
+	converged := func() (bool, string) {
+		for _, cs := range svcs {
+			r := query(t, s.addr, churnName(cs.i)+"."+churnNS+".svc.cluster.local.", dns.TypeA)
+			var got []string
+			for _, rr := range r.Answer {
+				got = append(got, rr.(*dns.A).A.String())
+			}
+			var want []string
+			for _, j := range cs.ready() {
+				want = append(want, fmt.Sprintf("10.90.%d.%d", cs.i, j+1))
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				return false, fmt.Sprintf("%s: %v, want %v", churnName(cs.i), got, want)
+			}
+		}
+		return true, ""
+	}
+	eventually(t, 30*time.Second, "the initial state in DNS", converged)
+	rssBefore := rssKB(t, s.PID())
+
+	stop := make(chan struct{})
+	var st loadStats
+	load := generateLoad(s.addr, stop, &st)
+	var writes, writeErrors atomic.Int64
+	var firstWriteError atomic.Value
+	var writers sync.WaitGroup
+	for w := range churnWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			var mine []*churnService
+			for i := w; i < churnServices; i += churnWriters {
+				mine = append(mine, svcs[i])
+			}
+			tick := time.NewTicker(time.Second / churnWriteRate)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				n, err := mine[r.IntN(len(mine))].step(ctx, client, r)
+				writes.Add(int64(n))
+				if err != nil {
+					writeErrors.Add(1)
+					firstWriteError.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	begin := time.Now()
+	time.Sleep(duration)
+	close(stop)
+	writers.Wait()
+	load.Wait()
+	elapsed := time.Since(begin)
+	s.alive(t)
+
+	t.Logf("%v: %d slice writes (%.0f/s, %d failed), %d queries (%.0f/s), %d lost, %d bad",
+		elapsed.Round(time.Millisecond), writes.Load(), float64(writes.Load())/elapsed.Seconds(), writeErrors.Load(),
+		st.queries.Load(), float64(st.queries.Load())/elapsed.Seconds(), st.lost.Load(), st.bad.Load())
+	if e := firstWriteError.Load(); e != nil {
+		t.Logf("first failed write: %s", e)
+	}
+	for _, f := range st.failures {
+		t.Errorf("bad answer: %s", f)
+	}
+	if st.queries.Load() == 0 {
+		t.Fatal("no queries")
+	}
+	// A lost datagram is the machine's, not an answer; many mean trouble.
+	if lost := st.lost.Load(); lost*100 > st.queries.Load() {
+		t.Errorf("%d of %d queries got no answer", lost, st.queries.Load())
+	}
+	if writeErrors.Load()*10 > writes.Load() {
+		t.Errorf("%d of %d writes failed", writeErrors.Load(), writes.Load())
+	}
+
+	// The writers may have failed a write and resynchronized: trust the API.
+	for _, cs := range svcs {
+		cs.resync(ctx, t, client)
+	}
+	eventually(t, 30*time.Second, "the final state in DNS", converged)
+	time.Sleep(10 * time.Second)
+	rssAfter := rssKB(t, s.PID())
+	t.Logf("RSS %d MiB before the churn, %d MiB 10s after", rssBefore/1024, rssAfter/1024)
+	if rssAfter > 2*rssBefore+50*1024 {
+		t.Errorf("RSS grew from %d KiB to %d KiB", rssBefore, rssAfter)
+	}
+}
+
+// resync sets the state of s to the API's.
+func (s *churnService) resync(ctx context.Context, t testing.TB, client kubernetes.Interface) {
+	t.Helper()
+	list, err := client.DiscoveryV1().EndpointSlices(churnNS).List(ctx, meta.ListOptions{LabelSelector: discovery.LabelServiceName + "=" + churnName(s.i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.n, s.notReady = 0, map[int]bool{}
+	for _, sl := range list.Items {
+		for _, e := range sl.Endpoints {
+			var j int
+			fmt.Sscanf(*e.Hostname, "h-%d", &j)
+			s.n = max(s.n, j+1)
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				s.notReady[j] = true
+			}
+		}
+	}
+}

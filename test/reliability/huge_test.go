@@ -1,0 +1,194 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+)
+
+const (
+	hugeNS        = "huge"
+	hugeEndpoints = 1000
+	// hugePerSlice is the EndpointSlice controller's default.
+	hugePerSlice = 100
+	// timedQueries is the number of sequential TCP queries timed.
+	timedQueries = 200
+)
+
+// hugeObjects returns a headless service of n endpoints, each with ports web
+// 80 and metrics 9090, in slices of hugePerSlice.
+func hugeObjects(name string, n int) fixtures.Objects {
+	ports := []discovery.EndpointPort{fixtures.Port("web", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
+	o := fixtures.Objects{Services: []*core.Service{fixtures.Headless(hugeNS, name)}}
+	for lo := 0; lo < n; lo += hugePerSlice {
+		var eps []discovery.Endpoint
+		for i := lo; i < min(n, lo+hugePerSlice); i++ {
+			eps = append(eps, fixtures.Endpoint(fmt.Sprintf("10.100.%d.%d", i/250, i%250+1), fmt.Sprintf("%s-%d", name, i)))
+		}
+		o.Slices = append(o.Slices, fixtures.Slice(hugeNS, name, fmt.Sprintf("%s-%d", name, lo/hugePerSlice), discovery.AddressTypeIPv4, ports, eps...))
+	}
+	return o
+}
+
+// exchangeSize sends m over network and returns the reply and its size.
+func exchangeSize(t testing.TB, network, addr string, m *dns.Msg) (*dns.Msg, int) {
+	t.Helper()
+	r, err := exchange(network, addr, m)
+	if err != nil {
+		t.Fatalf("%s over %s: %v", m.Question[0].Name, network, err)
+	}
+	if err := wellFormed(r); err != nil {
+		t.Fatalf("%s over %s: %v", m.Question[0].Name, network, err)
+	}
+	// The size on the wire: the server compresses what it truncates.
+	c := r.Copy()
+	c.Compress = true
+	b, err := c.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, len(b)
+}
+
+// checkSRVPart checks that r, a part of the SRV answer of the huge
+// service, has distinct records, glue only for its targets and at most once
+// each, and returns the number of SRV and glue records.
+func checkSRVPart(t testing.TB, what string, r *dns.Msg) (srvs, glue int) {
+	t.Helper()
+	seen := map[string]bool{}
+	targets := map[string]bool{}
+	for _, rr := range r.Answer {
+		srv, ok := rr.(*dns.SRV)
+		if !ok || seen[rr.String()] {
+			t.Errorf("%s: unexpected or repeated record %s", what, rr)
+			continue
+		}
+		seen[rr.String()] = true
+		targets[srv.Target] = true
+		srvs++
+	}
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		if !targets[rr.Header().Name] || seen[rr.String()] {
+			t.Errorf("%s: unexpected or repeated glue %s", what, rr)
+		}
+		seen[rr.String()] = true
+		glue++
+	}
+	return srvs, glue
+}
+
+// TestHugeService serves a headless service of 1000 endpoints with 2 ports:
+// over UDP the SRV answer comes truncated to what fits, with TC set; over
+// TCP as much as fits in a DNS message. It also times sequential TCP
+// queries for it against a service of 10 endpoints (logged, not checked).
+func TestHugeService(t *testing.T) {
+	t.Parallel()
+	exclusive(t)
+	ctx := context.Background()
+	o := hugeObjects("big", hugeEndpoints)
+	o.Add(hugeObjects("small", 10))
+	if err := fixtures.Apply(ctx, shared.cluster.Client, o); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverOptions{})
+	big := "big." + hugeNS + ".svc.cluster.local."
+	small := "small." + hugeNS + ".svc.cluster.local."
+	eventually(t, time.Minute, "the huge service in DNS", func() (bool, string) {
+		r, err := exchange("tcp", s.addr, newQuery(big, dns.TypeA))
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(r.Answer) == hugeEndpoints, fmt.Sprintf("%d A records", len(r.Answer))
+	})
+
+	// A over TCP: the whole answer fits.
+	a, size := exchangeSize(t, "tcp", s.addr, newQuery(big, dns.TypeA))
+	seen := map[string]bool{}
+	for _, rr := range a.Answer {
+		seen[rr.(*dns.A).A.String()] = true
+	}
+	if len(seen) != hugeEndpoints || a.Truncated {
+		t.Errorf("A over TCP: %d distinct addresses in %d records, TC %v; want %d", len(seen), len(a.Answer), a.Truncated, hugeEndpoints)
+	}
+	t.Logf("A over TCP: %d records, %d bytes", len(a.Answer), size)
+
+	// SRV over UDP without EDNS: 512 bytes at most, TC set.
+	plain := new(dns.Msg).SetQuestion(big, dns.TypeSRV)
+	r, size := exchangeSize(t, "udp", s.addr, plain)
+	n, g := checkSRVPart(t, "SRV over UDP", r)
+	t.Logf("SRV over UDP without EDNS: %d SRV, %d glue, %d bytes, TC %v", n, g, size, r.Truncated)
+	if !r.Truncated || size > dns.MinMsgSize || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("SRV over UDP without EDNS: %d bytes, TC %v, rcode %s; want at most 512 and TC", size, r.Truncated, dns.RcodeToString[r.Rcode])
+	}
+
+	// With EDNS and a buffer of 1232 bytes: as much as fits, TC set.
+	edns := new(dns.Msg).SetQuestion(big, dns.TypeSRV)
+	edns.SetEdns0(1232, false)
+	r, size = exchangeSize(t, "udp", s.addr, edns)
+	n, g = checkSRVPart(t, "SRV over UDP with EDNS", r)
+	t.Logf("SRV over UDP with EDNS 1232: %d SRV, %d glue, %d bytes, TC %v", n, g, size, r.Truncated)
+	if !r.Truncated || size > 1232 || n < 10 || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("SRV over UDP with EDNS 1232: %d SRV in %d bytes, TC %v, rcode %s; want at most 1232 bytes, full, and TC", n, size, r.Truncated, dns.RcodeToString[r.Rcode])
+	}
+
+	// Over TCP the answer is 1000 targets x 2 ports = 2000 SRV records and
+	// 1000 glue records, some 130 kB: more than a DNS message can hold
+	// (65535 bytes). CoreDNS fills the message with as many SRV records as
+	// fit and sets TC. One port alone, 1000 SRV and their glue, is some 60 kB.
+	for _, c := range []struct {
+		name     string
+		srv, all int // in the whole answer
+	}{
+		{big, 2 * hugeEndpoints, 3 * hugeEndpoints},
+		{"_web._tcp." + big, hugeEndpoints, 2 * hugeEndpoints},
+	} {
+		r, size := exchangeSize(t, "tcp", s.addr, newQuery(c.name, dns.TypeSRV))
+		n, g := checkSRVPart(t, "SRV over TCP", r)
+		t.Logf("SRV %s over TCP: %d SRV, %d glue, %d bytes, TC %v", c.name, n, g, size, r.Truncated)
+		switch {
+		case r.Rcode != dns.RcodeSuccess:
+			t.Errorf("SRV %s over TCP: rcode %s", c.name, dns.RcodeToString[r.Rcode])
+		case n == c.srv && g == c.all-c.srv && !r.Truncated:
+			// The whole answer.
+		case r.Truncated && size <= dns.MaxMsgSize && size > dns.MaxMsgSize-1024 && n > 0:
+			// As much as fits.
+		default:
+			t.Errorf("SRV %s over TCP: %d SRV and %d glue in %d bytes, TC %v; want %d and %d, or a full message with TC",
+				c.name, n, g, size, r.Truncated, c.srv, c.all-c.srv)
+		}
+	}
+
+	// 200 sequential TCP queries on one connection each.
+	timing := func(name string) time.Duration {
+		conn, err := dns.DialTimeout("tcp", s.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}
+		begin := time.Now()
+		for range timedQueries {
+			r, _, err := c.ExchangeWithConn(newQuery(name, dns.TypeSRV), conn)
+			if err != nil || r.Rcode != dns.RcodeSuccess {
+				t.Fatalf("SRV %s: %v %v", name, err, r)
+			}
+		}
+		return time.Since(begin)
+	}
+	timing(small) // warm up
+	tSmall, tBig := timing(small), timing(big)
+	t.Logf("%d sequential SRV queries over TCP: %v for 10 endpoints (%v each), %v for 1000 (%v each): %.1fx",
+		timedQueries, tSmall.Round(time.Millisecond), (tSmall / timedQueries).Round(time.Microsecond),
+		tBig.Round(time.Millisecond), (tBig / timedQueries).Round(time.Microsecond), float64(tBig)/float64(tSmall))
+	s.alive(t)
+}

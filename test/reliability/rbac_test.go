@@ -1,0 +1,161 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	rbac "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// leastPrivilege is the ClusterRole the plugin needs: list and watch of
+// services and EndpointSlices, nothing else.
+var leastPrivilege = []rbac.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+}
+
+// TestLeastPrivilege runs the server as a ServiceAccount that may only list
+// and watch services and EndpointSlices: it must serve the seed, and with
+// `namespaces default` answer nothing of another namespace. As an account
+// without any binding it must say in its log that it is forbidden, and not
+// become ready.
+func TestLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	exclusive(t)
+	ctx := context.Background()
+	c := shared.cluster
+	const saNS, role = "dns-system", "headless-dns-reliability"
+
+	o := fixtures.Consul("default")
+	o.Add(fixtures.Objects{
+		Services: []*core.Service{fixtures.Headless("rbac-other", "web")},
+		Slices: []*discovery.EndpointSlice{fixtures.Slice("rbac-other", "web", "web-1", discovery.AddressTypeIPv4,
+			[]discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}, fixtures.Endpoint("10.120.0.1", "web-0"))},
+	})
+	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+		t.Fatal(err)
+	}
+	allowed, err := c.ServiceAccountKubeconfig(ctx, saNS, "headless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied, err := c.ServiceAccountKubeconfig(ctx, saNS, "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &rbac.ClusterRole{ObjectMeta: meta.ObjectMeta{Name: role}, Rules: leastPrivilege}
+	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, cr, meta.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	crb := &rbac.ClusterRoleBinding{
+		ObjectMeta: meta.ObjectMeta{Name: role},
+		RoleRef:    rbac.RoleRef{APIGroup: rbac.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbac.Subject{{Kind: rbac.ServiceAccountKind, Namespace: saNS, Name: "headless"}},
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, meta.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+
+	// RBAC takes effect within a moment: wait for it, so that the server
+	// does not start forbidden.
+	saConfig, err := clientcmd.BuildConfigFromFlags("", allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(saConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the role to take effect", func() (bool, string) {
+		if _, err := sa.CoreV1().Services("").List(ctx, meta.ListOptions{Limit: 1}); err != nil {
+			return false, err.Error()
+		}
+		_, err := sa.DiscoveryV1().EndpointSlices("").List(ctx, meta.ListOptions{Limit: 1})
+		return err == nil, fmt.Sprint(err)
+	})
+
+	const consul = "consul-server.default.svc.cluster.local."
+	const other = "web.rbac-other.svc.cluster.local."
+	seed := func(s *server) func() (bool, string) {
+		return func() (bool, string) {
+			for _, q := range []struct {
+				n    named
+				want int
+			}{
+				{named{consul, dns.TypeA}, 3}, {named{consul, dns.TypeSRV}, 15},
+				{named{"consul-server-2." + consul, dns.TypeA}, 1}, {named{reverse(t, fixtures.ConsulIPs[2]), dns.TypePTR}, 1},
+			} {
+				r := query(t, s.addr, q.n.name, q.n.qtype)
+				if r.Rcode != dns.RcodeSuccess || len(r.Answer) != q.want {
+					return false, fmt.Sprintf("%s: %s", q.n, r)
+				}
+			}
+			return true, ""
+		}
+	}
+
+	t.Run("allowed", func(t *testing.T) {
+		s := startServer(t, serverOptions{Kubeconfig: allowed, Ready: true})
+		eventually(t, 30*time.Second, "the seed", seed(s))
+		eventually(t, 30*time.Second, "/ready 200", func() (bool, string) {
+			code := s.readyStatus()
+			return code == http.StatusOK, fmt.Sprint(code)
+		})
+		if r := query(t, s.addr, other, dns.TypeA); len(r.Answer) != 1 {
+			t.Errorf("%s: %s", other, r)
+		}
+		if l := s.Lines("forbidden"); len(l) > 0 {
+			t.Errorf("forbidden with list and watch: %s", l[0])
+		}
+	})
+
+	t.Run("namespaces", func(t *testing.T) {
+		s := startServer(t, serverOptions{Kubeconfig: allowed, Namespaces: "default"})
+		eventually(t, 30*time.Second, "the seed", seed(s))
+		for _, n := range []named{
+			{other, dns.TypeA}, {other, dns.TypeSRV}, {"web-0." + other, dns.TypeA}, {"_http._tcp." + other, dns.TypeSRV},
+			{"rbac-other.svc.cluster.local.", dns.TypeA}, {reverse(t, "10.120.0.1"), dns.TypePTR},
+		} {
+			for range 3 {
+				if r := query(t, s.addr, n.name, n.qtype); r.Rcode != dns.RcodeNameError || len(r.Answer) > 0 {
+					t.Errorf("%s outside the namespaces: %s", n, r)
+				}
+			}
+		}
+	})
+
+	t.Run("denied", func(t *testing.T) {
+		s := startServer(t, serverOptions{Kubeconfig: denied, Ready: true, StartupTimeout: "2s"})
+		var forbidden []string
+		eventually(t, 30*time.Second, "a forbidden error in the log", func() (bool, string) {
+			forbidden = s.Lines("forbidden")
+			return len(forbidden) > 0, tailLines(s.Output(), 10)
+		})
+		t.Logf("logged: %s", strings.TrimSpace(forbidden[0]))
+		if !strings.Contains(forbidden[0], "plugin/headless") || !strings.Contains(forbidden[0], "list") {
+			t.Errorf("the error does not name the plugin and what it needs: %s", forbidden[0])
+		}
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			if code := s.readyStatus(); code == http.StatusOK {
+				t.Fatal("/ready is 200 without permission to list")
+			}
+		}
+		if r := query(t, s.addr, consul, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+			t.Errorf("%s without permission: %s, want SERVFAIL", consul, dns.RcodeToString[r.Rcode])
+		}
+		s.alive(t)
+	})
+}

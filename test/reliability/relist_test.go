@@ -1,0 +1,378 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headlessdns/headless/test/cluster"
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	relistNS = "relist"
+	// cutFor is how long the proxy keeps the plugin from the API server.
+	cutFor = 5 * time.Second
+)
+
+// ep is one endpoint of a model: its hostname and address.
+type ep struct {
+	host, ip string
+	notReady bool
+}
+
+// model is the API state of namespace relist: for each headless service, its
+// EndpointSlices by name.
+type model map[string]map[string][]ep
+
+func (m model) clone() model {
+	c := model{}
+	for svc, ss := range m {
+		c[svc] = map[string][]ep{}
+		for name, eps := range ss {
+			c[svc][name] = slices.Clone(eps)
+		}
+	}
+	return c
+}
+
+// apply makes the API state of namespace relist that of next, from prev.
+func (m model) apply(ctx context.Context, t testing.TB, c *cluster.Cluster, prev model) {
+	t.Helper()
+	for svc, ss := range prev {
+		for name := range ss {
+			if _, ok := m[svc][name]; !ok {
+				err := c.Client.DiscoveryV1().EndpointSlices(relistNS).Delete(ctx, name, meta.DeleteOptions{})
+				if err != nil && !apierrors.IsNotFound(err) {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, ok := m[svc]; !ok {
+			if err := c.Client.CoreV1().Services(relistNS).Delete(ctx, svc, meta.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	var o fixtures.Objects
+	for svc, ss := range m {
+		o.Services = append(o.Services, fixtures.Headless(relistNS, svc))
+		for name, eps := range ss {
+			var es []discovery.Endpoint
+			for _, e := range eps {
+				d := fixtures.Endpoint(e.ip, e.host)
+				if e.notReady {
+					d = fixtures.Ready(d, false)
+				}
+				es = append(es, d)
+			}
+			o.Slices = append(o.Slices, fixtures.Slice(relistNS, svc, name, discovery.AddressTypeIPv4,
+				[]discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}, es...))
+		}
+	}
+	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ready returns the ready endpoints of svc, sorted by address.
+func (m model) ready(svc string) []ep {
+	var out []ep
+	for _, eps := range m[svc] {
+		for _, e := range eps {
+			if !e.notReady {
+				out = append(out, e)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ip < out[j].ip })
+	return out
+}
+
+// everything is every service and endpoint that any model of the test has:
+// what is not in the current one must not be answered.
+type everything struct {
+	services map[string]bool
+	eps      map[ep]string // endpoint -> service
+}
+
+func (all *everything) add(m model) {
+	for svc, ss := range m {
+		all.services[svc] = true
+		for _, eps := range ss {
+			for _, e := range eps {
+				e.notReady = false
+				all.eps[e] = svc
+			}
+		}
+	}
+}
+
+// matches asks s for every name of all and reports whether the answers are
+// those of m exactly: each ready address once, nothing deleted, nothing
+// not ready.
+func (m model) matches(t testing.TB, addr string, all *everything) (bool, string) {
+	t.Helper()
+	zone := ".svc.cluster.local."
+	for svc := range all.services {
+		name := svc + "." + relistNS + zone
+		want := m.ready(svc)
+		a := query(t, addr, name, dns.TypeA)
+		if len(want) == 0 {
+			if a.Rcode != dns.RcodeNameError {
+				return false, fmt.Sprintf("%s A: %s, want NXDOMAIN", name, dns.RcodeToString[a.Rcode])
+			}
+			continue
+		}
+		var wantA, wantSRV []string
+		for _, e := range want {
+			wantA = append(wantA, e.ip)
+			wantSRV = append(wantSRV, fmt.Sprintf("80 %s.%s", e.host, name))
+		}
+		var gotA, gotSRV []string
+		for _, rr := range a.Answer {
+			if rr, ok := rr.(*dns.A); ok {
+				gotA = append(gotA, rr.A.String())
+			}
+		}
+		srv := query(t, addr, name, dns.TypeSRV)
+		for _, rr := range srv.Answer {
+			if rr, ok := rr.(*dns.SRV); ok {
+				gotSRV = append(gotSRV, fmt.Sprintf("%d %s", rr.Port, rr.Target))
+			}
+		}
+		slices.Sort(gotA)
+		slices.Sort(wantA)
+		slices.Sort(gotSRV)
+		slices.Sort(wantSRV)
+		if !slices.Equal(gotA, wantA) {
+			return false, fmt.Sprintf("%s A: %v, want %v", name, gotA, wantA)
+		}
+		if !slices.Equal(gotSRV, wantSRV) {
+			return false, fmt.Sprintf("%s SRV: %v, want %v", name, gotSRV, wantSRV)
+		}
+	}
+	for e, svc := range all.eps {
+		host := e.host + "." + svc + "." + relistNS + zone
+		live := slices.ContainsFunc(m.ready(svc), func(r ep) bool { return r.ip == e.ip && r.host == e.host })
+		a := query(t, addr, host, dns.TypeA)
+		ptr := query(t, addr, reverse(t, e.ip), dns.TypePTR)
+		if !live {
+			if a.Rcode != dns.RcodeNameError || ptr.Rcode != dns.RcodeNameError {
+				return false, fmt.Sprintf("%s (gone or not ready): A %s, PTR %s, want NXDOMAIN", host, a, ptr)
+			}
+			continue
+		}
+		if len(a.Answer) != 1 || a.Answer[0].(*dns.A).A.String() != e.ip {
+			return false, fmt.Sprintf("%s A: %v, want %s", host, a.Answer, e.ip)
+		}
+		if len(ptr.Answer) != 1 || ptr.Answer[0].(*dns.PTR).Ptr != host {
+			return false, fmt.Sprintf("PTR %s: %v, want %s", e.ip, ptr.Answer, host)
+		}
+	}
+	return true, ""
+}
+
+// writeKubeconfig writes an admin kubeconfig for c whose server is the
+// proxy's address.
+func proxyKubeconfig(t testing.TB, c *cluster.Cluster, p *proxy) string {
+	t.Helper()
+	const tmpl = `apiVersion: v1
+kind: Config
+clusters:
+- name: proxied
+  cluster:
+    server: https://%s
+    insecure-skip-tls-verify: true
+users:
+- name: admin
+  user:
+    token: %q
+contexts:
+- name: proxied
+  context:
+    cluster: proxied
+    user: admin
+current-context: proxied
+`
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(tmpl, p.addr, c.Token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// auditPolicy logs, as they start, the requests for services and
+// EndpointSlices.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  resources:
+  - group: ""
+    resources: ["services"]
+  - group: "discovery.k8s.io"
+    resources: ["endpointslices"]
+- level: None
+`
+
+// auditEvent is what the test reads of an audit log line.
+type auditEvent struct {
+	Stage      string    `json:"stage"`
+	Verb       string    `json:"verb"`
+	RequestURI string    `json:"requestURI"`
+	UserAgent  string    `json:"userAgent"`
+	Received   time.Time `json:"requestReceivedTimestamp"`
+}
+
+// pluginRequests counts, in the audit log at path, the requests of the
+// plugin since the given time that list (a list, or a watch that starts
+// with the initial state) and those that resume a watch from a resource
+// version.
+func pluginRequests(t testing.TB, path string, since time.Time) (lists, resumes int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var e auditEvent
+		if l == "" || json.Unmarshal([]byte(l), &e) != nil || !strings.Contains(e.UserAgent, "headless") || e.Received.Before(since) {
+			continue
+		}
+		switch {
+		case e.Stage == "ResponseComplete" && e.Verb == "list":
+			lists++
+		case e.Stage == "ResponseStarted" && e.Verb == "watch" && strings.Contains(e.RequestURI, "sendInitialEvents=true"):
+			lists++
+		case e.Stage == "ResponseStarted" && e.Verb == "watch":
+			resumes++
+		}
+	}
+	return lists, resumes
+}
+
+// TestWatchCut cuts the plugin off the API server with a TCP proxy between
+// them while services and slices are deleted, added and modified; once the
+// proxy forwards again, DNS must answer the API state exactly: nothing
+// deleted survives, nothing is duplicated, nothing is missing.
+//
+// client-go recovers in one of two ways, and the API server's audit log says
+// which one each cut took (the test logs it):
+//   - it lists again (a watch list, which starts with the whole state) and
+//     replaces its store: the plugin learns of the deletions made meanwhile
+//     from the difference between the old and the new state
+//     (DeletedFinalStateUnknown), not from events;
+//   - it resumes its watch from the last resource version it saw, and the
+//     API server's watch cache replays the events made meanwhile.
+//
+// The cuts: reset (the proxy closes the connections, then accepts new ones
+// only to close them: client-go lists again), refuse (the proxy stops
+// listening: client-go resumes its watches), and restart (a reset during
+// which the API server restarts: its new watch cache starts after the last
+// resource version the plugin saw, so a watch cannot resume and the plugin
+// must list again). The test checks that the reset and restart cuts did make
+// the plugin list again.
+func TestWatchCut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	policy, audit := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := ownCluster(t, cluster.Options{ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + audit}})
+	p := startProxy(t, strings.TrimPrefix(c.Server, "https://"))
+
+	m0 := model{
+		"keep":  {"keep-1": {{"k-0", "10.80.0.1", false}, {"k-1", "10.80.0.2", false}}},
+		"gone":  {"gone-1": {{"g-0", "10.80.1.1", false}, {"g-1", "10.80.1.2", false}}},
+		"split": {"split-1": {{"s-0", "10.80.2.1", false}, {"s-1", "10.80.2.2", false}}, "split-2": {{"s-2", "10.80.2.3", false}, {"s-3", "10.80.2.4", false}}},
+		"mod":   {"mod-1": {{"m-0", "10.80.3.1", false}, {"m-1", "10.80.3.2", false}}},
+	}
+	// Cut 1: a service and its slice deleted, one of two slices deleted, a
+	// slice modified, a service added.
+	m1 := m0.clone()
+	delete(m1, "gone")
+	delete(m1["split"], "split-2")
+	m1["mod"]["mod-1"] = []ep{{"m-0", "10.80.3.1", false}, {"m-2", "10.80.3.3", false}, {"m-3", "10.80.3.4", false}}
+	m1["new"] = map[string][]ep{"new-1": {{"n-0", "10.80.4.1", false}}}
+	// Cut 2: the deleted service back with other endpoints, the added one
+	// deleted, the slice back, an endpoint not ready.
+	m2 := m1.clone()
+	m2["gone"] = map[string][]ep{"gone-1": {{"g-2", "10.80.1.3", false}}}
+	delete(m2, "new")
+	m2["split"]["split-2"] = []ep{{"s-3", "10.80.2.4", false}}
+	m2["keep"]["keep-1"] = []ep{{"k-0", "10.80.0.1", false}, {"k-1", "10.80.0.2", true}}
+	// Cut 3: as cut 1, with other endpoints.
+	m3 := m2.clone()
+	delete(m3, "gone")
+	delete(m3["split"], "split-2")
+	m3["mod"]["mod-1"] = []ep{{"m-4", "10.80.3.5", false}}
+	m3["new"] = map[string][]ep{"new-1": {{"n-1", "10.80.4.2", false}}}
+	m3["keep"]["keep-1"] = []ep{{"k-0", "10.80.0.1", false}, {"k-1", "10.80.0.2", false}}
+
+	all := &everything{services: map[string]bool{}, eps: map[ep]string{}}
+	for _, m := range []model{m0, m1, m2, m3} {
+		all.add(m)
+	}
+	m0.apply(ctx, t, c, model{})
+	s := startServer(t, serverOptions{Kubeconfig: proxyKubeconfig(t, c, p)})
+	eventually(t, 30*time.Second, "the first state in DNS", func() (bool, string) { return m0.matches(t, s.addr, all) })
+
+	steps := []struct {
+		what     string
+		mode     cutMode
+		restart  bool
+		from, to model
+	}{
+		{"reset", reset, false, m0, m1},
+		{"refuse", refuse, false, m1, m2},
+		{"restart", reset, true, m2, m3},
+	}
+	for _, st := range steps {
+		before := p.connections()
+		p.cut(t, st.mode)
+		cutAt := time.Now()
+		st.to.apply(ctx, t, c, st.from)
+		if st.restart {
+			c.StopAPIServer()
+			if err := c.StartAPIServer(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(cutFor - time.Since(cutAt))
+		// Cut off, the plugin still answers the state it had.
+		if ok, diff := st.from.matches(t, s.addr, all); !ok {
+			t.Fatalf("cut (%s): the answers changed: %s", st.what, diff)
+		}
+		attempts := p.connections() - before
+		p.restore(t)
+		back := time.Now()
+		eventually(t, recoverWithin, "the changes made during the cut ("+st.what+")", func() (bool, string) { return st.to.matches(t, s.addr, all) })
+		took := time.Since(back)
+		time.Sleep(time.Second) // for the audit log
+		lists, resumes := pluginRequests(t, audit, back.Add(-time.Second))
+		t.Logf("cut (%s): %d connection attempts in %v; the API state served %v after the proxy was back, after %d lists and %d resumed watches",
+			st.what, attempts, cutFor, took.Round(time.Millisecond), lists, resumes)
+		// The test is meant to exercise a relist: check it did.
+		if st.mode == reset && lists < 2 {
+			t.Errorf("cut (%s): %d lists of services and EndpointSlices after the cut, want 2", st.what, lists)
+		}
+	}
+	s.alive(t)
+}
