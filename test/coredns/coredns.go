@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,4 +220,18 @@ func StartPinned(ctx context.Context, cpu int, bin, corefile string, timeout tim
 		return nil, fmt.Errorf("taskset (util-linux) is needed to pin the server: %w", err)
 	}
 	return start(ctx, []string{taskset, "-c", fmt.Sprint(cpu), bin}, corefile, timeout, addrs)
+}
+
+// Records returns rrs as zone file lines, sorted, without the OPT
+// pseudo-record: a form in which two answers compare.
+func Records(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, rr.String())
+	}
+	slices.Sort(out)
+	return out
 }

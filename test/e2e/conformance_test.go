@@ -202,7 +202,7 @@ func normalize(m *dns.Msg) string {
 		rrs  []dns.RR
 	}{{"ANSWER", m.Answer}, {"AUTHORITY", m.Ns}, {"ADDITIONAL", m.Extra}} {
 		fmt.Fprintf(&b, ";; %s\n", sec.name)
-		for _, s := range rrStrings(sec.rrs) {
+		for _, s := range coredns.Records(sec.rrs) {
 			fmt.Fprintln(&b, s)
 		}
 	}

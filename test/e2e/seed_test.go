@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/test/coredns"
 	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
@@ -15,23 +16,10 @@ import (
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// rrStrings returns the records of rrs as zone file lines, sorted.
-func rrStrings(rrs []dns.RR) []string {
-	var out []string
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			continue
-		}
-		out = append(out, rr.String())
-	}
-	slices.Sort(out)
-	return out
-}
-
 func checkRecords(t *testing.T, what string, got []dns.RR, want []string) {
 	t.Helper()
 	slices.Sort(want)
-	if g := rrStrings(got); !slices.Equal(g, want) {
+	if g := coredns.Records(got); !slices.Equal(g, want) {
 		t.Errorf("%s:\n got %s\nwant %s", what, strings.Join(g, "\n     "), strings.Join(want, "\n     "))
 	}
 }

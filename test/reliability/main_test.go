@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,24 +330,10 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 	}
 }
 
-// rrStrings returns the records of rrs as zone file lines, sorted, without
-// the OPT pseudo-record.
-func rrStrings(rrs []dns.RR) []string {
-	var out []string
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			continue
-		}
-		out = append(out, rr.String())
-	}
-	slices.Sort(out)
-	return out
-}
-
 // answerKey is the rcode, answer and additional sections of m as one
 // string, to compare answers.
 func answerKey(m *dns.Msg) string {
-	return dns.RcodeToString[m.Rcode] + "\n" + strings.Join(rrStrings(m.Answer), "\n") + "\n--\n" + strings.Join(rrStrings(m.Extra), "\n")
+	return dns.RcodeToString[m.Rcode] + "\n" + strings.Join(coredns.Records(m.Answer), "\n") + "\n--\n" + strings.Join(coredns.Records(m.Extra), "\n")
 }
 
 // wellFormed returns an error if m does not pack, or if one of its names is
