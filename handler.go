@@ -22,8 +22,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 
-	rep := new(reply)
-	res := h.resolve(q, zone, rep)
+	res := h.resolve(q, zone)
 	if res.rcode == dns.RcodeRefused {
 		if res.passes && h.Fall.Through(q.name) {
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
@@ -37,7 +36,10 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		res.rcode = dns.RcodeServerFailure
 	}
 
-	m := rep.to(r, res.rcode)
+	if res.reply == nil {
+		res.reply = new(reply)
+	}
+	m := res.reply.to(r, res.rcode)
 	m.Authoritative = true
 	m.Answer, m.Extra = res.answer, res.extra
 	if len(m.Answer) == 0 {
@@ -95,6 +97,8 @@ type result struct {
 	// passes is set when the name is not a headless name: with fallthrough
 	// it is the next plugin's, else rcode holds the answer of the plugin alone.
 	passes bool
+	// reply, when set, holds the answer records; the message is built in it.
+	reply *reply
 }
 
 var (
@@ -102,14 +106,14 @@ var (
 	nxdomain = result{rcode: dns.RcodeNameError}
 )
 
-func (h *Headless) resolve(q query, zone string, rep *reply) result {
+func (h *Headless) resolve(q query, zone string) result {
 	switch {
 	case q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR:
 		return result{rcode: dns.RcodeRefused, passes: true}
 	case dnsutil.IsReverse(q.name) > 0:
 		return h.resolveReverse(q)
 	default:
-		return h.resolveForward(q, zone, rep)
+		return h.resolveForward(q, zone)
 	}
 }
 
@@ -140,7 +144,7 @@ func passing(r result) result {
 
 // resolveForward answers names of the form [ENDPOINT.]SERVICE.NAMESPACE.svc.ZONE
 // and _PORT._PROTO.SERVICE.NAMESPACE.svc.ZONE.
-func (h *Headless) resolveForward(q query, zone string, rep *reply) result {
+func (h *Headless) resolveForward(q query, zone string) result {
 	base := strings.TrimSuffix(strings.TrimSuffix(q.name, zone), ".")
 	rest, kind := cutLast(base)
 	if kind != "svc" {
@@ -170,7 +174,7 @@ func (h *Headless) resolveForward(q query, zone string, rep *reply) result {
 	if !ok || !sel.exists() {
 		return nxdomain
 	}
-	return h.answerFor(q, zone, sel, rep)
+	return h.answerFor(q, zone, sel)
 }
 
 // selectFor maps the labels left of SERVICE to the entries they select.
@@ -190,8 +194,10 @@ func selectFor(recs *records, rest string) (selection, bool) {
 }
 
 // answerFor builds the answer for an existing name.
-func (h *Headless) answerFor(q query, zone string, sel selection, rep *reply) result {
-	res := result{rcode: dns.RcodeSuccess}
+func (h *Headless) answerFor(q query, zone string, sel selection) result {
+	// Allocated here, not in ServeDNS: names passed to the next plugin need none.
+	rep := new(reply)
+	res := result{rcode: dns.RcodeSuccess, reply: rep}
 	switch q.qtype {
 	case dns.TypeA:
 		res.answer = sel.addresses(q.qname, false, h.ttl, rep)
