@@ -14,6 +14,7 @@ import (
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 const soa = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 0 7200 1800 86400 5"
@@ -287,15 +288,11 @@ func TestServeDNSNotSynced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.watcher = &watcher{synced: func() bool { return false }}
+	h.watcher = newWatcher(fake.NewClientset(), nil, h.index, h.watch) // never started
 	h.Next = nextHandler()
-	w := dnstest.NewRecorder(&test.ResponseWriter{})
-	m := new(dns.Msg).SetQuestion("consul-server.default.svc.cluster.local.", dns.TypeA)
-	if _, err := h.ServeDNS(context.Background(), w, m); err != nil {
-		t.Fatal(err)
-	}
-	if w.Msg.Rcode != dns.RcodeServerFailure {
-		t.Errorf("rcode before sync = %s, want SERVFAIL", dns.RcodeToString[w.Msg.Rcode])
+	m := serve(t, h, new(dns.Msg).SetQuestion("consul-server.default.svc.cluster.local.", dns.TypeA))
+	if m.Rcode != dns.RcodeServerFailure {
+		t.Errorf("rcode before sync = %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
 	}
 }
 
@@ -334,7 +331,7 @@ func TestServeDNSUpdates(t *testing.T) {
 	}
 	eventually(t, "NXDOMAIN once the slice is gone", func() bool { return answers() == -1 })
 
-	if _, err := slices.Create(ctx, sliceOf("default", "consul-server", "again", nil, fixtures.Endpoint("10.0.0.9", "")), createOptions); err != nil {
+	if _, err := slices.Create(ctx, headlessSlice("default", "consul-server", "again", nil, fixtures.Endpoint("10.0.0.9", "")), createOptions); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a new slice", func() bool { return answers() == 1 })
@@ -344,23 +341,5 @@ func TestServeDNSUpdates(t *testing.T) {
 	eventually(t, "NXDOMAIN once the service is gone", func() bool { return answers() == -1 })
 	if n, eps := h.index.size(); n != 0 || eps != 0 {
 		t.Errorf("index holds %d services, %d endpoints after deletion, want 0, 0", n, eps)
-	}
-}
-
-func TestMatchZone(t *testing.T) {
-	zones := []string{"cluster.local.", "in-addr.arpa.", "local.", "."}
-	for qname, want := range map[string]string{
-		"a.b.svc.cluster.local.": "cluster.local.",
-		"cluster.local.":         "cluster.local.",
-		"xcluster.local.":        "local.",
-		"1.0.0.10.in-addr.arpa.": "in-addr.arpa.",
-		"example.org.":           ".",
-	} {
-		if got := matchZone(zones, qname); got != want {
-			t.Errorf("matchZone(%q) = %q, want %q", qname, got, want)
-		}
-	}
-	if got := matchZone([]string{"cluster.local."}, "example.org."); got != "" {
-		t.Errorf("matchZone outside the zones = %q", got)
 	}
 }

@@ -8,12 +8,13 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/fall"
-	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/coredns/coredns/plugin/pkg/upstream"
 )
 
-const pluginName = "headless"
-
-var log = clog.NewWithPlugin(pluginName)
+const (
+	pluginName = "headless"
+	defaultTTL = 5
+)
 
 // Headless is the plugin: the zones it serves, its options, the index and the
 // watcher that fills it.
@@ -22,17 +23,22 @@ type Headless struct {
 	Zones []string
 	Fall  fall.F
 
-	ttl            uint32
-	startupTimeout time.Duration
-	watch          watchOptions
+	primaryZone       int      // index in Zones of the first forward zone, which names PTR targets
+	multiclusterZones []string // multicluster: the zones served from ServiceImports
+	ttl               uint32
+	negativeTTL       *uint32 // negative_ttl; nil without
+	stablePTR         bool
+	startupTimeout    time.Duration
+	watch             watchOptions
 
-	index   *index
-	watcher *watcher
+	index    *index
+	watcher  *watcher
+	upstream *upstream.Upstream // resolves the targets of FQDN endpoints
 }
 
 // Name implements the plugin.Handler interface.
 func (h *Headless) Name() string { return pluginName }
 
-// Ready implements the ready.Readiness interface: true once the Services and
-// EndpointSlices known at start have all reached the index.
+// Ready implements the ready.Readiness interface: true once the objects that
+// existed at start-up have all reached the index.
 func (h *Headless) Ready() bool { return h.watcher != nil && h.watcher.synced() }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/headlessdns/headless/test/fixtures"
@@ -17,24 +18,33 @@ import (
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+	mcsfake "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned/fake"
 )
 
 // newTestHeadless returns a started plugin configured by corefile that
-// watches a fake clientset holding objs.
+// watches a fake clientset holding objs, their EndpointSlices labelled as the
+// EndpointSlice controller labels them.
 func newTestHeadless(t testing.TB, corefile string, objs ...runtime.Object) (*Headless, *fake.Clientset) {
 	t.Helper()
 	h, _, err := parse(newController(corefile))
 	if err != nil {
 		t.Fatalf("parse %q: %v", corefile, err)
 	}
-	client := fake.NewSimpleClientset(objs...)
-	if h.watcher, err = newWatcher(client, h.index, h.watch); err != nil {
-		t.Fatal(err)
+	var kube, imports []runtime.Object
+	for _, obj := range labelled(objs) {
+		if _, ok := obj.(*mcs.ServiceImport); ok {
+			imports = append(imports, obj)
+		} else {
+			kube = append(kube, obj)
+		}
 	}
+	client := fake.NewClientset(kube...)
+	h.watcher = newWatcher(client, mcsfake.NewSimpleClientset(imports...).MulticlusterV1alpha1(), h.index, h.watch)
 	h.watcher.start()
 	t.Cleanup(h.watcher.stop)
 	if !h.watcher.waitForSync(10 * time.Second) {
-		t.Fatal("informers did not sync")
+		t.Fatal("the watches did not sync")
 	}
 	h.Next = nextHandler()
 	return h, client
@@ -50,22 +60,37 @@ func nextHandler() test.Handler {
 	})
 }
 
+// serve sends m to h and returns the answer.
+func serve(t testing.TB, h *Headless, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	return exchange(t, h, m)
+}
+
+// exchange sends m to a plugin and returns its answer or, when it leaves the
+// writing to the server, the error answer the server writes.
+func exchange(t testing.TB, p plugin.Handler, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	w := dnstest.NewRecorder(&test.ResponseWriter{})
+	rcode, err := p.ServeDNS(context.Background(), w, m)
+	if w.Msg != nil {
+		return w.Msg
+	}
+	if plugin.ClientWrite(rcode) {
+		t.Fatalf("%s wrote no answer and returned %s, %v", p.Name(), dns.RcodeToString[rcode], err)
+	}
+	return new(dns.Msg).SetRcode(m, rcode)
+}
+
 // runCases sends every case to h and checks the answer.
 func runCases(t *testing.T, h *Headless, cases []test.Case) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(dns.TypeToString[tc.Qtype]+" "+tc.Qname, func(t *testing.T) {
-			w := dnstest.NewRecorder(&test.ResponseWriter{})
-			if _, err := h.ServeDNS(context.Background(), w, tc.Msg()); err != nil {
-				t.Fatalf("ServeDNS: %v", err)
-			}
-			if w.Msg == nil {
-				t.Fatal("no message written")
-			}
+			m := serve(t, h, tc.Msg())
 			for _, sec := range [][]dns.RR{tc.Answer, tc.Ns, tc.Extra} {
 				sort.Sort(test.RRSet(sec))
 			}
-			if err := test.SortAndCheck(w.Msg, tc); err != nil {
+			if err := test.SortAndCheck(m, tc); err != nil {
 				t.Error(err)
 			}
 		})
@@ -116,6 +141,24 @@ func objects(o fixtures.Objects) []runtime.Object {
 	return objs
 }
 
+// labelled returns objs with the EndpointSlices of their headless Services
+// labelled as the EndpointSlice controller labels them.
+func labelled(objs []runtime.Object) []runtime.Object {
+	var o fixtures.Objects
+	var rest []runtime.Object
+	for _, obj := range objs {
+		switch x := obj.(type) {
+		case *core.Service:
+			o.Services = append(o.Services, x)
+		case *discovery.EndpointSlice:
+			o.Slices = append(o.Slices, x)
+		default:
+			rest = append(rest, obj)
+		}
+	}
+	return append(objects(fixtures.Labelled(o)), rest...)
+}
+
 // consul returns the seed scenario: the consul-server StatefulSet's headless
 // service with its eight ports and three pods.
 func consul() []runtime.Object { return objects(fixtures.Consul("default")) }
@@ -133,6 +176,12 @@ func sliceOf(namespace, service, name string, ports []discovery.EndpointPort, ep
 	return fixtures.Slice(namespace, service, name, discovery.AddressTypeIPv4, ports, eps...)
 }
 
+// headlessSlice is sliceOf with the label the EndpointSlice controller puts
+// on the slices of a headless service.
+func headlessSlice(namespace, service, name string, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
+	return fixtures.HeadlessLabel(sliceOf(namespace, service, name, ports, eps...))
+}
+
 func TestName(t *testing.T) {
 	h := &Headless{}
 	if h.Name() != "headless" {
@@ -145,8 +194,16 @@ func TestReady(t *testing.T) {
 	if h.Ready() {
 		t.Error("Ready() is true without a watcher")
 	}
+	h, _, err := parse(newController("headless cluster.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.watcher = newWatcher(fake.NewClientset(), nil, h.index, h.watch)
+	if h.Ready() {
+		t.Error("Ready() is true before the watches started")
+	}
 	h, _ = newTestHeadless(t, "headless cluster.local", consul()...)
 	if !h.Ready() {
-		t.Error("Ready() is false after the informers synced")
+		t.Error("Ready() is false after the watches synced")
 	}
 }

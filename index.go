@@ -3,212 +3,385 @@ package headless
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coredns/coredns/plugin/kubernetes/object"
 )
 
-// index is the DNS-only view of the headless services that one plugin
-// instance serves. One writer (the watcher) replaces whole per-service
-// snapshots; any number of readers look them up. A snapshot is never modified
-// once published, so readers use it without holding the lock.
+// index is what one plugin instance knows: the headless services of the
+// cluster view (Services, zone cluster.local) and of the multicluster view
+// (ServiceImports, clusterset zones), each with its EndpointSlices and the
+// snapshot built from them. It is the only copy of the objects the watcher
+// receives. The watcher is the one writer; any number of queries read.
+// Snapshots are never modified once published, so readers use them without
+// holding the lock.
 type index struct {
-	zones []string // forward zones, each fully qualified and lower case
+	mu      sync.RWMutex
+	cluster view
+	multi   view
+	// reverse maps an address to the labelled endpoints that hold it in the
+	// cluster view; mcReverse does the same for the multicluster view.
+	reverse, mcReverse map[netip.Addr][]ptrRef
+	// exposed holds the namespaces that match namespace_labels; nil without.
+	exposed map[string]bool
 
-	mu         sync.RWMutex
-	services   map[string]*records     // by "service.namespace"
-	namespaces map[string]int          // headless services per namespace
-	reverse    map[netip.Addr]ptrRef   // the first endpoint with each address
-	more       map[netip.Addr][]ptrRef // the others, for an address in several services
-	// shadow counts, per address, the Services and EndpointSlices that are not
-	// headless but claim it: a PTR for it is the kubernetes plugin's to answer.
-	shadow  map[netip.Addr]int32
-	shadows map[string][]netip.Addr // what each non-headless service put in shadow
-
-	endpoints int          // ready addresses indexed, for the gauge
-	modified  atomic.Int64 // Unix time of the last change, the SOA serial
+	zonal    bool         // keep the zones of endpoints (zonal)
+	modified atomic.Int64 // Unix time of the last change, the SOA serial
 }
 
-// ptrRef names one endpoint whose address a PTR query asks for.
+// view is one set of headless services and their slices.
+type view struct {
+	services map[string]*serviceState // by object.ServiceKey
+	owners   map[string]sliceOwner    // the service of each slice, by "namespace/name"
+	// namespaces counts the headless services of each namespace.
+	namespaces map[string]int
+	// published and endpoints count the snapshots and their addresses, for
+	// the gauges.
+	published, endpoints int
+}
+
+// serviceState is one service name: whether a headless Service of that name
+// exists, the slices that name it, and the snapshot it serves.
+type serviceState struct {
+	headless bool
+	slices   map[string]*endpointSlice // by slice name
+	snap     *snapshot                 // nil unless headless
+}
+
+// sliceOwner says which service key a slice belongs to and which watch
+// delivered it, so that a relist of one watch removes only its own slices.
+type sliceOwner struct {
+	service string
+	source  uint8
+}
+
+// ptrRef names one labelled endpoint of a snapshot.
 type ptrRef struct {
-	recs *records
+	snap *snapshot
 	host int32
 }
 
-func newIndex(zones []string) *index {
+func newIndex(zonal bool) *index {
 	return &index{
-		zones:      zones,
-		services:   make(map[string]*records),
-		namespaces: make(map[string]int),
-		reverse:    make(map[netip.Addr]ptrRef),
-		more:       make(map[netip.Addr][]ptrRef),
-		shadow:     make(map[netip.Addr]int32),
-		shadows:    make(map[string][]netip.Addr),
+		cluster: newView(), multi: newView(),
+		reverse: map[netip.Addr][]ptrRef{}, mcReverse: map[netip.Addr][]ptrRef{},
+		zonal: zonal,
 	}
 }
 
-// serviceKey is the index key of a service, the way it appears in a query
-// name: "service.namespace".
-func serviceKey(name, namespace string) string { return name + "." + namespace }
+func newView() view {
+	return view{services: map[string]*serviceState{}, owners: map[string]sliceOwner{}, namespaces: map[string]int{}}
+}
 
 // lookup returns the snapshot of the headless service with key, or nil.
-func (ix *index) lookup(key string) *records {
+func (ix *index) lookup(multicluster bool, key string) *snapshot {
 	ix.mu.RLock()
-	r := ix.services[key]
-	ix.mu.RUnlock()
-	return r
+	defer ix.mu.RUnlock()
+	v := &ix.cluster
+	if multicluster {
+		v = &ix.multi
+	}
+	if st := v.services[key]; st != nil {
+		return st.snap
+	}
+	return nil
 }
 
 // hasNamespace reports whether a headless service exists in namespace.
 func (ix *index) hasNamespace(namespace string) bool {
 	ix.mu.RLock()
-	n := ix.namespaces[namespace]
-	ix.mu.RUnlock()
-	return n > 0
+	defer ix.mu.RUnlock()
+	return ix.cluster.namespaces[namespace] > 0
 }
 
-// ptr returns the endpoints that own addr and whether a service that is not
-// headless claims it too.
-func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, shadowed bool) {
+// namespaceExposed reports whether namespace_labels lets namespace be seen.
+func (ix *index) namespaceExposed(namespace string) bool {
 	ix.mu.RLock()
-	first, ok := ix.reverse[addr]
-	more, shadowed := ix.more[addr], ix.shadow[addr] > 0
-	ix.mu.RUnlock()
-	if !ok {
-		return nil, shadowed
+	defer ix.mu.RUnlock()
+	return ix.exposed == nil || ix.exposed[namespace]
+}
+
+// ptr returns the labelled endpoints that hold addr: those of the cluster view
+// or, when it has none, those of the multicluster view.
+func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, multicluster bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if refs := ix.reverse[addr]; len(refs) > 0 {
+		return refs, false
 	}
-	return append([]ptrRef{first}, more...), shadowed
+	return ix.mcReverse[addr], true
+}
+
+// snapshots returns the published snapshots of a view, for zone transfers.
+func (ix *index) snapshots(multicluster bool) []*snapshot {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	v := &ix.cluster
+	if multicluster {
+		v = &ix.multi
+	}
+	var out []*snapshot
+	for _, st := range v.services {
+		if st.snap != nil {
+			out = append(out, st.snap)
+		}
+	}
+	return out
 }
 
 // serial returns the SOA serial: the time of the last change.
 func (ix *index) serial() uint32 { return uint32(ix.modified.Load()) } // #nosec G115 -- Unix time as SOA serial
 
-// size returns the number of headless services and of their ready addresses.
+// size returns the number of headless services of the cluster view and of
+// their addresses.
 func (ix *index) size() (services, endpoints int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.services), ix.endpoints
+	return ix.cluster.published, ix.cluster.endpoints
 }
 
-// update recomputes everything the index holds for the service with the
-// given name and namespace from its current Service (nil when there is none)
-// and EndpointSlices. It is the only writer.
-func (ix *index) update(name, namespace string, svc *service, ess []*endpointSlice) {
-	key := serviceKey(name, namespace)
-	var recs *records
-	var shadow []netip.Addr
-	if svc != nil && svc.headless {
-		recs = buildRecords(name, namespace, ess)
-	} else {
-		shadow = shadowAddrs(svc, ess)
-	}
-
+// setService records that the Service (or ServiceImport) svc exists; a
+// service that is not headless counts as absent. It reports whether a
+// snapshot changed.
+func (ix *index) setService(multicluster bool, svc *service) bool {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	changed := ix.setRecords(key, namespace, recs)
-	changed = ix.setShadow(key, shadow) || changed
-	if changed {
-		ix.modified.Store(time.Now().Unix())
+	return ix.setServiceLocked(multicluster, object.ServiceKey(svc.name, svc.namespace), svc.headless)
+}
+
+// removeService records that the service with that name is gone.
+func (ix *index) removeService(multicluster bool, svc *service) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.setServiceLocked(multicluster, object.ServiceKey(svc.name, svc.namespace), false)
+}
+
+func (ix *index) setServiceLocked(multicluster bool, key string, headless bool) bool {
+	v := ix.view(multicluster)
+	st := v.services[key]
+	if st == nil {
+		if !headless {
+			return false
+		}
+		st = &serviceState{}
+		v.services[key] = st
+	}
+	if st.headless == headless {
+		return false
+	}
+	st.headless = headless
+	return ix.publish(multicluster, key, st)
+}
+
+// replaceServices makes svcs the only services of a view, as a relist says.
+func (ix *index) replaceServices(multicluster bool, svcs []*service) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	v := ix.view(multicluster)
+	keep := make(map[string]bool, len(svcs))
+	for _, s := range svcs {
+		key := object.ServiceKey(s.name, s.namespace)
+		if s.headless {
+			keep[key] = true
+		}
+		ix.setServiceLocked(multicluster, key, s.headless)
+	}
+	for key, st := range v.services {
+		if st.headless && !keep[key] {
+			ix.setServiceLocked(multicluster, key, false)
+		}
 	}
 }
 
-// setRecords publishes recs (nil removes the service) and keeps the reverse
-// map and the counters in step. It reports whether anything changed.
-func (ix *index) setRecords(key, namespace string, recs *records) bool {
-	old := ix.services[key]
-	if old == nil && recs == nil {
+// setSlice records the slice s from source. It reports whether the snapshot
+// of a headless service changed.
+func (ix *index) setSlice(multicluster bool, source uint8, s *endpointSlice) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.setSliceLocked(multicluster, source, s)
+}
+
+// removeSlice records that the slice is gone.
+func (ix *index) removeSlice(multicluster bool, s *endpointSlice) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.removeSliceLocked(multicluster, s.namespace+"/"+s.name)
+}
+
+func (ix *index) setSliceLocked(multicluster bool, source uint8, s *endpointSlice) bool {
+	if s.service == "" {
+		// No service names it: DNS cannot serve it. Forget an earlier version.
+		return ix.removeSliceLocked(multicluster, s.namespace+"/"+s.name)
+	}
+	v := ix.view(multicluster)
+	sliceKey, key := s.namespace+"/"+s.name, object.ServiceKey(s.service, s.namespace)
+	changed := false
+	if owner, ok := v.owners[sliceKey]; ok && owner.service != key {
+		changed = ix.removeSliceLocked(multicluster, sliceKey) // the slice now names another service
+	}
+	st := v.services[key]
+	if st == nil {
+		st = &serviceState{}
+		v.services[key] = st
+	}
+	if old := st.slices[s.name]; old != nil && old.equal(s) {
+		v.owners[sliceKey] = sliceOwner{service: key, source: source}
+		return changed
+	}
+	if st.slices == nil {
+		st.slices = map[string]*endpointSlice{}
+	}
+	st.slices[s.name] = s
+	v.owners[sliceKey] = sliceOwner{service: key, source: source}
+	return ix.publish(multicluster, key, st) || changed
+}
+
+func (ix *index) removeSliceLocked(multicluster bool, sliceKey string) bool {
+	v := ix.view(multicluster)
+	owner, ok := v.owners[sliceKey]
+	if !ok {
 		return false
+	}
+	delete(v.owners, sliceKey)
+	st := v.services[owner.service]
+	if st == nil {
+		return false
+	}
+	_, name, _ := strings.Cut(sliceKey, "/")
+	delete(st.slices, name)
+	return ix.publish(multicluster, owner.service, st)
+}
+
+// replaceSlices makes ess the only slices from source in a view.
+func (ix *index) replaceSlices(multicluster bool, source uint8, ess []*endpointSlice) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	v := ix.view(multicluster)
+	keep := make(map[string]bool, len(ess))
+	for _, s := range ess {
+		keep[s.namespace+"/"+s.name] = true
+		ix.setSliceLocked(multicluster, source, s)
+	}
+	for sliceKey, owner := range v.owners {
+		if owner.source == source && !keep[sliceKey] {
+			ix.removeSliceLocked(multicluster, sliceKey)
+		}
+	}
+}
+
+// setNamespaces records the namespaces that match namespace_labels.
+func (ix *index) setNamespace(name string, present bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.exposed == nil {
+		ix.exposed = map[string]bool{}
+	}
+	if present {
+		ix.exposed[name] = true
+	} else {
+		delete(ix.exposed, name)
+	}
+}
+
+// replaceNamespaces makes names the namespaces that match namespace_labels.
+func (ix *index) replaceNamespaces(names []string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.exposed = make(map[string]bool, len(names))
+	for _, n := range names {
+		ix.exposed[n] = true
+	}
+}
+
+func (ix *index) view(multicluster bool) *view {
+	if multicluster {
+		return &ix.multi
+	}
+	return &ix.cluster
+}
+
+// publish rebuilds the snapshot of the service key from st, replaces the
+// published one and keeps the reverse map and the counters in step. It
+// reports whether anything was published.
+func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
+	v := ix.view(multicluster)
+	old := st.snap
+	var snap *snapshot
+	if st.headless {
+		name, namespace := cutServiceKey(key)
+		snap = newSnapshot(name, namespace, slicesOf(st), ix.zonal && !multicluster, multicluster)
+	}
+	if !st.headless && len(st.slices) == 0 {
+		delete(v.services, key)
+	}
+	if old == nil && snap == nil {
+		return false
+	}
+	reverse := ix.reverse
+	if multicluster {
+		reverse = ix.mcReverse
 	}
 	if old != nil {
-		ix.endpoints -= len(old.eps)
-		ix.removeReverse(old)
-		ix.namespaces[namespace]--
-		if ix.namespaces[namespace] <= 0 {
-			delete(ix.namespaces, namespace)
+		v.published--
+		v.endpoints -= len(old.eps)
+		removeReverse(reverse, old)
+		if v.namespaces[old.namespace]--; v.namespaces[old.namespace] <= 0 {
+			delete(v.namespaces, old.namespace)
 		}
-		delete(ix.services, key)
 	}
-	if recs != nil {
-		ix.endpoints += len(recs.eps)
-		ix.addReverse(recs)
-		ix.namespaces[namespace]++
-		ix.services[key] = recs
+	if snap != nil {
+		v.published++
+		v.endpoints += len(snap.eps)
+		addReverse(reverse, snap)
+		v.namespaces[snap.namespace]++
 	}
+	st.snap = snap
+	ix.modified.Store(time.Now().Unix())
 	return true
 }
 
-// addReverse and removeReverse keep one map entry an address, and put the
-// rare address that several endpoints share in a second map. Slices in it are
-// copied on write: readers may hold the old ones.
-func (ix *index) addReverse(recs *records) {
-	for i, ep := range recs.eps {
-		addr := recs.addr(int32(i)) // #nosec G115
-		ref := ptrRef{recs: recs, host: ep.host}
-		if _, ok := ix.reverse[addr]; !ok {
-			ix.reverse[addr] = ref
+func slicesOf(st *serviceState) []*endpointSlice {
+	ess := make([]*endpointSlice, 0, len(st.slices))
+	for _, s := range st.slices {
+		ess = append(ess, s)
+	}
+	return ess
+}
+
+// addReverse and removeReverse keep the reverse map in step with a snapshot.
+// The slices in it are copied on write: readers may hold the old ones.
+func addReverse(reverse map[netip.Addr][]ptrRef, s *snapshot) {
+	for i, ep := range s.eps {
+		if ep.kind == kindFQDN {
 			continue
 		}
-		more := ix.more[addr]
-		ix.more[addr] = append(more[:len(more):len(more)], ref)
+		addr := s.addr(int32(i)) // #nosec G115
+		refs := reverse[addr]
+		reverse[addr] = append(refs[:len(refs):len(refs)], ptrRef{snap: s, host: ep.host})
 	}
 }
 
-func (ix *index) removeReverse(recs *records) {
-	for i, ep := range recs.eps {
-		addr := recs.addr(int32(i)) // #nosec G115
-		ref := ptrRef{recs: recs, host: ep.host}
-		more := ix.more[addr]
-		if ix.reverse[addr] == ref {
-			if len(more) == 0 {
-				delete(ix.reverse, addr)
-				continue
-			}
-			ix.reverse[addr], more = more[0], more[1:]
+func removeReverse(reverse map[netip.Addr][]ptrRef, s *snapshot) {
+	for i, ep := range s.eps {
+		if ep.kind == kindFQDN {
+			continue
+		}
+		addr := s.addr(int32(i)) // #nosec G115
+		refs := slices.DeleteFunc(slices.Clone(reverse[addr]), func(r ptrRef) bool { return r.snap == s })
+		if len(refs) == 0 {
+			delete(reverse, addr)
 		} else {
-			more = slices.DeleteFunc(slices.Clone(more), func(r ptrRef) bool { return r == ref })
-		}
-		if len(more) == 0 {
-			delete(ix.more, addr)
-		} else {
-			ix.more[addr] = more
+			reverse[addr] = refs
 		}
 	}
 }
 
-func (ix *index) setShadow(key string, addrs []netip.Addr) bool {
-	old := ix.shadows[key]
-	if len(old) == 0 && len(addrs) == 0 {
-		return false
-	}
-	for _, a := range old {
-		if ix.shadow[a]--; ix.shadow[a] <= 0 {
-			delete(ix.shadow, a)
-		}
-	}
-	for _, a := range addrs {
-		ix.shadow[a]++
-	}
-	if len(addrs) == 0 {
-		delete(ix.shadows, key)
-	} else {
-		ix.shadows[key] = addrs
-	}
-	return true
-}
-
-// shadowAddrs returns the addresses that a service that is not headless (or
-// EndpointSlices without a known Service) give a PTR record in the kubernetes
-// plugin.
-func shadowAddrs(svc *service, ess []*endpointSlice) []netip.Addr {
-	var addrs []netip.Addr
-	if svc != nil {
-		addrs = append(addrs, svc.clusterIPs...)
-	}
-	for _, s := range ess {
-		for _, e := range s.endpoints {
-			addrs = append(addrs, e.addr)
-		}
-	}
-	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-	return slices.Compact(addrs)
+// cutServiceKey splits object.ServiceKey's "name.namespace"; neither part
+// can hold a dot.
+func cutServiceKey(key string) (name, namespace string) {
+	name, namespace, _ = strings.Cut(key, ".")
+	return name, namespace
 }

@@ -8,52 +8,99 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
-	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
 )
 
 func slim(service, host string, addrs ...string) *endpointSlice {
 	s := &endpointSlice{name: service + "-1", namespace: "ns", service: service, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}}}
 	for _, a := range addrs {
-		s.endpoints = append(s.endpoints, sliceEndpoint{addr: netip.MustParseAddr(a), host: host})
+		s.endpoints = append(s.endpoints, endpoint(a, host))
 	}
 	return s
 }
 
+func headlessService(name string) *service { return &service{name: name, namespace: "ns", headless: true} }
+
 func names(refs []ptrRef) []string {
 	var out []string
 	for _, r := range refs {
-		out = append(out, r.recs.target(r.host, "z."))
+		out = append(out, r.snap.target(r.host, "z."))
 	}
+	slices.Sort(out)
 	return out
 }
 
 func TestIndexReverseSharedAddress(t *testing.T) {
-	ix := newIndex([]string{"z."})
+	ix := newIndex(false)
 	addr := netip.MustParseAddr("10.0.0.1")
-	svc := func(name string) *service { return &service{name: name, namespace: "ns", headless: true} }
-	ix.update("a", "ns", svc("a"), []*endpointSlice{slim("a", "pod", "10.0.0.1")})
-	ix.update("b", "ns", svc("b"), []*endpointSlice{slim("b", "pod", "10.0.0.1")})
-	ix.update("c", "ns", svc("c"), []*endpointSlice{slim("c", "pod", "10.0.0.1")})
+	for _, s := range []string{"a", "b", "c"} {
+		ix.setService(false, headlessService(s))
+		ix.setSlice(false, controllerSlices, slim(s, "pod", "10.0.0.1"))
+	}
 	if refs, _ := ix.ptr(addr); len(refs) != 3 {
 		t.Fatalf("PTR names %v, want 3", names(refs))
 	}
-	ix.update("a", "ns", nil, nil) // the first owner goes: the next takes its place
-	if got := names(first(ix.ptr(addr))); fmt.Sprint(got) != "[pod.b.ns.svc.z. pod.c.ns.svc.z.]" {
-		t.Errorf("after removing a: %v", got)
+	ix.removeService(false, headlessService("a"))
+	if refs, _ := ix.ptr(addr); fmt.Sprint(names(refs)) != "[pod.b.ns.svc.z. pod.c.ns.svc.z.]" {
+		t.Errorf("after removing a: %v", names(refs))
 	}
-	ix.update("c", "ns", svc("c"), []*endpointSlice{slim("c", "pod", "10.0.0.2")}) // c moves away
-	if got := names(first(ix.ptr(addr))); fmt.Sprint(got) != "[pod.b.ns.svc.z.]" {
-		t.Errorf("after moving c: %v", got)
+	ix.setSlice(false, controllerSlices, slim("c", "pod", "10.0.0.2")) // c moves away
+	if refs, _ := ix.ptr(addr); fmt.Sprint(names(refs)) != "[pod.b.ns.svc.z.]" {
+		t.Errorf("after moving c: %v", names(refs))
 	}
-	ix.update("b", "ns", nil, nil)
-	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.more) != 0 {
-		t.Errorf("after removing b: %v, %d shared", names(refs), len(ix.more))
+	ix.removeSlice(false, slim("b", "pod"))
+	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.reverse) != 1 {
+		t.Errorf("after removing b's slice: %v, %d addresses", names(refs), len(ix.reverse))
 	}
-	if n, eps := ix.size(); n != 1 || eps != 1 {
-		t.Errorf("size %d services %d endpoints, want 1 1", n, eps)
+	if n, eps := ix.size(); n != 2 || eps != 1 {
+		t.Errorf("size %d services %d endpoints, want 2 1 (b without slices, c)", n, eps)
+	}
+}
+
+// TestIndexOnlyRealChanges checks that an update that changes nothing the
+// index holds publishes nothing and moves no serial: the same object again,
+// a relist of the same objects, a change the transform drops.
+func TestIndexOnlyRealChanges(t *testing.T) {
+	ix := newIndex(false)
+	if !ix.setService(false, headlessService("web")) || !ix.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.1")) {
+		t.Fatal("the first service and slice changed nothing")
+	}
+	snap := ix.lookup(false, "web.ns")
+	ix.modified.Store(1)
+	again := slim("web", "pod", "10.0.0.1")
+	again.triggered = 12345 // a new trigger time, the same records
+	if ix.setSlice(false, controllerSlices, again) {
+		t.Error("the same slice again is a change")
+	}
+	if ix.setService(false, headlessService("web")) {
+		t.Error("the same service again is a change")
+	}
+	ix.replaceServices(false, []*service{headlessService("web")})
+	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("web", "pod", "10.0.0.1")})
+	if ix.lookup(false, "web.ns") != snap || ix.serial() != 1 {
+		t.Errorf("a relist of the same objects published a snapshot or moved the serial to %d", ix.serial())
+	}
+	if !ix.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.2")) || ix.serial() == 1 {
+		t.Error("a new address is not a change")
+	}
+}
+
+func TestIndexReplace(t *testing.T) {
+	ix := newIndex(false)
+	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {name: "c", namespace: "ns"}})
+	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1"), slim("b", "pod", "10.0.0.2")})
+	ix.replaceSlices(false, otherSlices, []*endpointSlice{slim("c", "pod", "10.0.0.3")})
+	if n, eps := ix.size(); n != 2 || eps != 2 {
+		t.Fatalf("size %d %d, want 2 services (c is not headless), 2 endpoints", n, eps)
+	}
+	// A relist without b: b and its slice go; the other watch's slice stays.
+	ix.replaceServices(false, []*service{headlessService("a")})
+	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1")})
+	if ix.lookup(false, "b.ns") != nil || len(ix.cluster.owners) != 2 {
+		t.Errorf("after the relist: b %v, %d slices, want gone and 2", ix.lookup(false, "b.ns"), len(ix.cluster.owners))
+	}
+	if _, ok := ix.cluster.services["c.ns"]; !ok {
+		t.Error("the slice of the other watch was dropped")
 	}
 }
 
@@ -75,37 +122,13 @@ func oneOf(m *dns.Msg, states [][]string) bool {
 	return false
 }
 
-func first(refs []ptrRef, _ bool) []ptrRef { return refs }
-
-func TestIndexShadow(t *testing.T) {
-	ix := newIndex([]string{"z."})
-	addr := netip.MustParseAddr("10.0.0.1")
-	ix.update("web", "ns", &service{name: "web", namespace: "ns"}, []*endpointSlice{slim("web", "", "10.0.0.1")})
-	ix.update("orphan", "ns", nil, []*endpointSlice{slim("orphan", "", "10.0.0.1")})
-	if _, shadowed := ix.ptr(addr); !shadowed {
-		t.Error("an address of a ClusterIP service is not shadowed")
-	}
-	ix.update("web", "ns", nil, nil)
-	if _, shadowed := ix.ptr(addr); !shadowed {
-		t.Error("an address of a slice without service is not shadowed")
-	}
-	ix.update("orphan", "ns", nil, nil)
-	if _, shadowed := ix.ptr(addr); shadowed || len(ix.shadow) != 0 {
-		t.Errorf("shadow left behind: %v", ix.shadow)
-	}
-}
-
 // TestIndexConcurrent has one writer replace snapshots while readers answer
 // queries; run it with -race. Every answer must be one of the states written.
 func TestIndexConcurrent(t *testing.T) {
-	h, _, err := parse(newController("headless cluster.local in-addr.arpa"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.watcher = &watcher{synced: func() bool { return true }}
-	svc := &service{name: "web", namespace: "ns", headless: true}
+	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa")
 	states := [][]string{{"10.0.0.1"}, {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, {"10.0.0.4", "10.0.0.5"}}
-	h.index.update("web", "ns", svc, []*endpointSlice{slim("web", "", states[0]...)})
+	h.index.setService(false, headlessService("web"))
+	h.index.setSlice(false, controllerSlices, slim("web", "pod", states[0]...))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -116,20 +139,17 @@ func TestIndexConcurrent(t *testing.T) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				for _, q := range []uint16{dns.TypeA, dns.TypeSRV} {
-					w := dnstest.NewRecorder(&test.ResponseWriter{})
-					h.ServeDNS(ctx, w, new(dns.Msg).SetQuestion("web.ns.svc.cluster.local.", q))
-					if !oneOf(w.Msg, states) {
-						errs <- w.Msg.String()
+					if m := serve(t, h, new(dns.Msg).SetQuestion("web.ns.svc.cluster.local.", q)); !oneOf(m, states) {
+						errs <- m.String()
 						return
 					}
 				}
-				w := dnstest.NewRecorder(&test.ResponseWriter{})
-				h.ServeDNS(ctx, w, new(dns.Msg).SetQuestion("1.0.0.10.in-addr.arpa.", dns.TypePTR))
+				serve(t, h, new(dns.Msg).SetQuestion("1.0.0.10.in-addr.arpa.", dns.TypePTR))
 			}
 		}()
 	}
 	for i := range 2000 {
-		h.index.update("web", "ns", svc, []*endpointSlice{slim("web", "", states[i%len(states)]...)})
+		h.index.setSlice(false, controllerSlices, slim("web", "pod", states[i%len(states)]...))
 	}
 	cancel()
 	wg.Wait()

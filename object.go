@@ -2,6 +2,7 @@ package headless
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,26 +11,37 @@ import (
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 )
 
-// service is a Service reduced to what DNS needs. It is what the informer stores.
+// The objects below are what the plugin keeps of the API objects it watches:
+// only what DNS needs. They satisfy meta.Object (through object.Empty) so
+// that client-go can key them during a streaming list.
+
+// service is a Service, or a ServiceImport, reduced to its name and whether
+// it is headless. Only headless ones reach the index.
 type service struct {
-	name, namespace, version string
-	headless                 bool
-	// clusterIPs of a service that is not headless: a PTR for one of them is
-	// the kubernetes plugin's to answer, so the index must know them.
-	clusterIPs []netip.Addr
+	name, namespace string
+	headless        bool
 
 	*object.Empty
 }
 
-// endpointSlice is an EndpointSlice reduced to its ready addresses, their DNS
-// labels and its ports. It is what the informer stores.
+// namespace is a Namespace reduced to its name, for namespace_labels.
+type namespace struct {
+	name string
+
+	*object.Empty
+}
+
+// endpointSlice is an EndpointSlice reduced to the endpoints DNS serves, their
+// names and its ports.
 type endpointSlice struct {
-	name, namespace, version string
-	service                  string // the kubernetes.io/service-name label
-	ports                    []slicePort
-	endpoints                []sliceEndpoint
+	name, namespace string
+	service         string // the kubernetes.io/service-name (or, multicluster, multicluster.kubernetes.io/service-name) label
+	cluster         string // the multicluster.kubernetes.io/source-cluster label
+	ports           []slicePort
+	endpoints       []sliceEndpoint
 	// triggered is the endpoints.kubernetes.io/last-change-trigger-time
 	// annotation in Unix nanoseconds, 0 when absent.
 	triggered int64
@@ -44,78 +56,134 @@ type slicePort struct {
 	port           int32
 }
 
-// sliceEndpoint is one ready address and the DNS label it is known by.
+// sliceEndpoint is one address of an endpoint and the DNS label it is known by.
 type sliceEndpoint struct {
-	addr netip.Addr
+	addr netip.Addr // invalid for an FQDN slice
+	fqdn string     // the address of an FQDN slice, fully qualified
 	host string
+	// hostname is set when host is the endpoint's hostname, the stable name
+	// of a StatefulSet pod, rather than its pod name or address.
+	hostname bool
+	zone     string // topology zone in lower case, kept with zonal only
+	// terminating marks a serving but terminating endpoint, kept with
+	// terminating_fallback only: it is served when no endpoint is ready.
+	terminating bool
 }
 
-// toService is the informer transform for Services.
-func toService(obj any) (any, error) {
-	s, ok := obj.(*core.Service)
-	if !ok {
-		return obj, nil // already transformed, or a tombstone
-	}
-	svc := &service{
-		name:      s.Name,
-		namespace: s.Namespace,
-		version:   s.ResourceVersion,
-		headless:  s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
-	}
-	if !svc.headless {
-		for _, ip := range s.Spec.ClusterIPs {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				svc.clusterIPs = append(svc.clusterIPs, a)
-			}
+// equal reports whether s and o serve the same records. The trigger time is
+// left out: it changes with every write, records or not.
+func (s *endpointSlice) equal(o *endpointSlice) bool {
+	return s.name == o.name && s.namespace == o.namespace && s.service == o.service && s.cluster == o.cluster &&
+		slices.Equal(s.ports, o.ports) && slices.Equal(s.endpoints, o.endpoints)
+}
+
+// transformOptions say what the slice transform keeps.
+type transformOptions struct {
+	podNames    bool // endpoint_pod_names
+	zones       bool // zonal
+	terminating bool // terminating_fallback
+}
+
+// toService is the transform of Services: nil when the object is not a
+// headless Service, which the plugin does not keep.
+func toService(obj any) any {
+	switch s := obj.(type) {
+	case *core.Service:
+		return &service{
+			name:      s.Name,
+			namespace: s.Namespace,
+			headless:  s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
 		}
+	case *mcs.ServiceImport:
+		return &service{name: s.Name, namespace: s.Namespace, headless: s.Spec.Type == mcs.Headless}
 	}
-	return svc, nil
+	return obj // already transformed
 }
 
-// sliceTransform returns the informer transform for EndpointSlices. podNames
-// selects the pod name as the label of an endpoint without hostname, as the
-// endpoint_pod_names option does.
-func sliceTransform(podNames bool) func(any) (any, error) {
-	return func(obj any) (any, error) {
+// toNamespace is the transform of Namespaces.
+func toNamespace(obj any) any {
+	if n, ok := obj.(*core.Namespace); ok {
+		return &namespace{name: n.Name}
+	}
+	return obj
+}
+
+// sliceTransform returns the transform of EndpointSlices; multicluster
+// selects the labels of the Multi-Cluster Services API.
+func sliceTransform(opts transformOptions, multicluster bool) func(any) any {
+	return func(obj any) any {
 		s, ok := obj.(*discovery.EndpointSlice)
 		if !ok {
-			return obj, nil
+			return obj
 		}
-		return toEndpointSlice(s, podNames), nil
+		es := toEndpointSlice(s, opts)
+		if multicluster {
+			es.service, es.cluster = s.Labels[mcs.LabelServiceName], s.Labels[mcs.LabelSourceCluster]
+		}
+		return es
 	}
 }
 
-func toEndpointSlice(s *discovery.EndpointSlice, podNames bool) *endpointSlice {
+func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpointSlice {
 	es := &endpointSlice{
 		name:      s.Name,
 		namespace: s.Namespace,
-		version:   s.ResourceVersion,
 		service:   s.Labels[discovery.LabelServiceName],
+		ports:     slicePorts(s.Ports),
 		triggered: triggerTime(s.Annotations[core.EndpointsLastChangeTriggerTime]),
 	}
-	if s.AddressType == discovery.AddressTypeFQDN {
-		return es // no addresses DNS can serve
-	}
-	es.ports = slicePorts(s.Ports)
+	zones := map[string]string{} // one string per zone, not one per endpoint
 	for _, e := range s.Endpoints {
-		if e.Conditions.Ready != nil && !*e.Conditions.Ready {
-			continue
+		terminating := false
+		if !ready(e.Conditions) {
+			if !opts.terminating || !servingTerminating(e.Conditions) {
+				continue
+			}
+			terminating = true
+		}
+		zone := ""
+		if opts.zones && e.Zone != nil {
+			zone = intern(zones, strings.ToLower(*e.Zone))
 		}
 		for _, a := range e.Addresses {
-			addr, err := netip.ParseAddr(a)
-			if err != nil || addr.Zone() != "" {
-				log.Warningf("Skipping address %q of EndpointSlice %s/%s: not an IP address", a, s.Namespace, s.Name)
+			ep := sliceEndpoint{host: endpointHostname(e, a, opts.podNames), zone: zone, terminating: terminating}
+			ep.hostname = e.Hostname != nil && *e.Hostname != ""
+			if s.AddressType == discovery.AddressTypeFQDN {
+				ep.fqdn = strings.TrimSuffix(a, ".") + "."
+			} else {
+				addr, err := netip.ParseAddr(a)
+				if err != nil || addr.Zone() != "" {
+					log.Warningf("Skipping address %q of EndpointSlice %s/%s: not an IP address", a, s.Namespace, s.Name)
+					continue
+				}
+				ep.addr = addr.Unmap()
+			}
+			if !validHost(ep.host) {
+				log.Warningf("Skipping address %q of EndpointSlice %s/%s: %q cannot stand in a DNS name", a, s.Namespace, s.Name, ep.host)
 				continue
 			}
-			host := endpointHostname(e, a, podNames)
-			if !validHost(host) {
-				log.Warningf("Skipping address %q of EndpointSlice %s/%s: %q cannot stand in a DNS name", a, s.Namespace, s.Name, host)
-				continue
-			}
-			es.endpoints = append(es.endpoints, sliceEndpoint{addr: addr, host: host})
+			es.endpoints = append(es.endpoints, ep)
 		}
 	}
 	return es
+}
+
+func intern(m map[string]string, s string) string {
+	if v, ok := m[s]; ok {
+		return v
+	}
+	m[s] = s
+	return s
+}
+
+// ready reports whether an endpoint is ready: an unset condition counts as
+// ready, as the API documents.
+func ready(c discovery.EndpointConditions) bool { return c.Ready == nil || *c.Ready }
+
+// servingTerminating reports whether an endpoint is terminating but still
+// serving, the endpoints kube-proxy falls back to when none is ready.
+func servingTerminating(c discovery.EndpointConditions) bool {
+	return c.Serving != nil && *c.Serving && c.Terminating != nil && *c.Terminating
 }
 
 func slicePorts(ports []discovery.EndpointPort) []slicePort {
@@ -140,8 +208,8 @@ func slicePorts(ports []discovery.EndpointPort) []slicePort {
 
 // endpointHostname is the DNS label of an endpoint address: its hostname,
 // else its pod name when podNames is set, else the address as written in the
-// slice with its dots or colons turned into dashes (as the kubernetes plugin
-// names it).
+// slice with its dots or colons turned into dashes, as the kubernetes plugin
+// names it.
 func endpointHostname(e discovery.Endpoint, addr string, podNames bool) string {
 	if e.Hostname != nil && *e.Hostname != "" {
 		return *e.Hostname
@@ -203,14 +271,35 @@ func (s *service) GetName() string { return s.name }
 func (s *service) SetName(name string) { s.name = name }
 
 // GetResourceVersion implements the metav1.Object interface.
-func (s *service) GetResourceVersion() string { return s.version }
+func (s *service) GetResourceVersion() string { return "" }
 
 // SetResourceVersion implements the metav1.Object interface.
-func (s *service) SetResourceVersion(version string) { s.version = version }
+func (s *service) SetResourceVersion(string) {}
 
-// DeepCopyObject implements the runtime.Object interface. Stored objects are
+// DeepCopyObject implements the runtime.Object interface. The objects are
 // never modified, so a copy of the top level is enough.
 func (s *service) DeepCopyObject() runtime.Object { c := *s; return &c }
+
+// GetNamespace implements the metav1.Object interface.
+func (n *namespace) GetNamespace() string { return "" }
+
+// SetNamespace implements the metav1.Object interface.
+func (n *namespace) SetNamespace(string) {}
+
+// GetName implements the metav1.Object interface.
+func (n *namespace) GetName() string { return n.name }
+
+// SetName implements the metav1.Object interface.
+func (n *namespace) SetName(name string) { n.name = name }
+
+// GetResourceVersion implements the metav1.Object interface.
+func (n *namespace) GetResourceVersion() string { return "" }
+
+// SetResourceVersion implements the metav1.Object interface.
+func (n *namespace) SetResourceVersion(string) {}
+
+// DeepCopyObject implements the runtime.Object interface.
+func (n *namespace) DeepCopyObject() runtime.Object { c := *n; return &c }
 
 // GetNamespace implements the metav1.Object interface.
 func (s *endpointSlice) GetNamespace() string { return s.namespace }
@@ -225,10 +314,10 @@ func (s *endpointSlice) GetName() string { return s.name }
 func (s *endpointSlice) SetName(name string) { s.name = name }
 
 // GetResourceVersion implements the metav1.Object interface.
-func (s *endpointSlice) GetResourceVersion() string { return s.version }
+func (s *endpointSlice) GetResourceVersion() string { return "" }
 
 // SetResourceVersion implements the metav1.Object interface.
-func (s *endpointSlice) SetResourceVersion(version string) { s.version = version }
+func (s *endpointSlice) SetResourceVersion(string) {}
 
 // DeepCopyObject implements the runtime.Object interface.
 func (s *endpointSlice) DeepCopyObject() runtime.Object { c := *s; return &c }

@@ -1,0 +1,89 @@
+package headless
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/coredns/coredns/plugin/kubernetes"
+	"github.com/coredns/coredns/plugin/pkg/dnsutil"
+
+	"github.com/miekg/dns"
+)
+
+// name is a query name in the grammar of the Kubernetes DNS specification,
+// read as the kubernetes plugin reads it (its parseRequest), so that both
+// agree on which names exist and on the metadata they publish:
+//
+//	_PORT._PROTOCOL.SERVICE.NAMESPACE.svc.ZONE
+//	ENDPOINT.SERVICE.NAMESPACE.svc.ZONE
+//	ENDPOINT.CLUSTER.SERVICE.NAMESPACE.svc.ZONE    (multicluster zones)
+//	TOPOZONE.pin|prefer._zone.SERVICE.NAMESPACE.svc.ZONE    (zonal)
+//	SERVICE.NAMESPACE.svc.ZONE
+type name struct {
+	port, protocol    string // without their underscores; empty matches any
+	endpoint, cluster string
+	topoZone          string // the topology zone of a zonal name
+	prefer            bool   // prefer rather than pin
+	service           string
+	namespace         string
+	kind              string // "svc", "pod", or empty for the zone, svc.ZONE and pod.ZONE
+}
+
+// errInvalidName is the error of a name outside the grammar: NXDOMAIN.
+var errInvalidName = errors.New("invalid query name")
+
+// zonalLabel anchors a zonal name; pin and prefer are its directives.
+const zonalLabel = "_zone"
+
+// parseName reads qname (in lower case) in zone. The fields read before an
+// error stay set, so that the service of a name too long still shows.
+func parseName(qname, zone string, multicluster, zonal bool) (n name, err error) {
+	base, _ := dnsutil.TrimZone(qname, zone)
+	if base == "" || base == kubernetes.Svc || base == kubernetes.Pod {
+		return n, nil
+	}
+	segs := dns.SplitDomainName(base)
+	last := len(segs) - 1
+	if last < 0 {
+		return n, nil
+	}
+	n.kind = segs[last]
+	if n.kind != kubernetes.Pod && n.kind != kubernetes.Svc {
+		return n, errInvalidName
+	}
+	if last--; last < 0 {
+		return n, nil
+	}
+	n.namespace = segs[last]
+	if last--; last < 0 {
+		return n, nil
+	}
+	n.service = segs[last]
+	if last--; last < 0 {
+		return n, nil
+	}
+	switch last {
+	case 0:
+		n.endpoint = segs[0]
+	case 1:
+		if !multicluster || strings.HasPrefix(segs[1], "_") || strings.HasPrefix(segs[0], "_") {
+			n.protocol, n.port = strings.TrimPrefix(segs[1], "_"), strings.TrimPrefix(segs[0], "_")
+		} else {
+			n.cluster, n.endpoint = segs[1], segs[0]
+		}
+	default:
+		// A zonal name; its zone may hold dots. Anything else is too long.
+		if !zonal || multicluster || segs[last] != zonalLabel || n.kind != kubernetes.Svc {
+			return n, errInvalidName
+		}
+		switch segs[last-1] {
+		case "pin":
+		case "prefer":
+			n.prefer = true
+		default:
+			return n, errInvalidName
+		}
+		n.topoZone = strings.Join(segs[:last-1], ".")
+	}
+	return n, nil
+}

@@ -1,0 +1,443 @@
+package headless
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coredns/coredns/plugin/kubernetes"
+	"github.com/coredns/coredns/plugin/kubernetes/object"
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+)
+
+// The kubernetes plugin is the reference: these tests run it in the same
+// process on the same objects, through a controller that serves them from
+// memory as its informers would, and compare whole answers. Its slices come
+// in name order, the order in which the plugin keeps them, so that record
+// order is compared too. test/e2e does the same on a real API server.
+
+// referenceController implements the kubernetes plugin's dnsController over
+// a fixed set of objects, reduced by the plugin's own transforms.
+type referenceController struct {
+	services   []*object.Service
+	endpoints  []*object.Endpoints
+	imports    []*object.ServiceImport
+	mcs        []*object.MultiClusterEndpoints
+	namespaces map[string]*object.Namespace
+}
+
+// newReference returns the kubernetes plugin configured by corefile, serving
+// objs. Like the plugin's informers, it applies labels to Services and
+// EndpointSlices and namespace_labels to Namespaces.
+func newReference(t testing.TB, corefile string, objs ...runtime.Object) *kubernetes.Kubernetes {
+	t.Helper()
+	c := newController(corefile)
+	c.Next() // ParseStanza starts after the plugin's name
+	k, err := kubernetes.ParseStanza(c)
+	if err != nil {
+		t.Fatalf("kubernetes %q: %v", corefile, err)
+	}
+	h, _, err := parse(newController(strings.Replace(corefile, "kubernetes", "headless", 1)))
+	if err != nil {
+		t.Fatalf("the same options for headless: %v", err)
+	}
+	match := func(sel labels.Selector, l map[string]string) bool { return sel == nil || sel.Matches(labels.Set(l)) }
+	rc := &referenceController{namespaces: map[string]*object.Namespace{}}
+	withZones := h.watch.transform.zones
+	for _, obj := range objs {
+		obj = obj.DeepCopyObject() // the transforms empty what they read
+		switch o := obj.(type) {
+		case *core.Service:
+			if match(h.watch.labels, o.Labels) {
+				s, _ := object.ToService(o)
+				rc.services = append(rc.services, s.(*object.Service))
+			}
+		case *discovery.EndpointSlice:
+			if _, ok := o.Labels[mcs.LabelServiceName]; ok && match(h.watch.labels, o.Labels) {
+				e, _ := object.EndpointSliceToMultiClusterEndpoints(o.DeepCopy())
+				rc.mcs = append(rc.mcs, e.(*object.MultiClusterEndpoints))
+			}
+			if match(h.watch.labels, o.Labels) {
+				transform := object.EndpointSliceToEndpoints
+				if withZones {
+					transform = object.EndpointSliceToEndpointsWithZones
+				}
+				e, _ := transform(o)
+				rc.endpoints = append(rc.endpoints, e.(*object.Endpoints))
+			}
+		case *mcs.ServiceImport:
+			if match(h.watch.namespaceLabels, o.Labels) {
+				s, _ := object.ToServiceImport(o)
+				rc.imports = append(rc.imports, s.(*object.ServiceImport))
+			}
+		case *core.Namespace:
+			if match(h.watch.namespaceLabels, o.Labels) {
+				n, _ := object.ToNamespace(o)
+				rc.namespaces[n.GetName()] = n.(*object.Namespace)
+			}
+		}
+	}
+	slices.SortFunc(rc.endpoints, func(a, b *object.Endpoints) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(rc.mcs, func(a, b *object.MultiClusterEndpoints) int { return cmp.Compare(a.Name, b.Name) })
+	k.APIConn = rc
+	k.Next = nextHandler()
+	return k
+}
+
+// withNamespaces adds the Namespace of each namespaced object of objs, as an
+// API server holds them and the kubernetes plugin requires, labelled with
+// team=NAME.
+func withNamespaces(objs []runtime.Object) []runtime.Object {
+	seen := map[string]bool{}
+	out := slices.Clone(objs)
+	for _, obj := range objs {
+		if o, ok := obj.(interface{ GetNamespace() string }); ok && o.GetNamespace() != "" && !seen[o.GetNamespace()] {
+			seen[o.GetNamespace()] = true
+			ns := &core.Namespace{}
+			ns.Name = o.GetNamespace()
+			ns.Labels = map[string]string{"team": ns.Name}
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func (rc *referenceController) ServiceList() []*object.Service            { return rc.services }
+func (rc *referenceController) EndpointsList() []*object.Endpoints        { return rc.endpoints }
+func (rc *referenceController) ServiceImportList() []*object.ServiceImport { return rc.imports }
+func (rc *referenceController) PodIndex(string) []*object.Pod             { return nil }
+func (rc *referenceController) Run()                                      {}
+func (rc *referenceController) HasSynced() bool                           { return true }
+func (rc *referenceController) Stop() error                               { return nil }
+func (rc *referenceController) Modified(kubernetes.ModifiedMode) int64    { return 0 }
+
+func (rc *referenceController) SvcIndex(key string) []*object.Service {
+	return filter(rc.services, func(s *object.Service) bool { return s.Index == key })
+}
+
+func (rc *referenceController) SvcIndexReverse(ip string) []*object.Service {
+	return filter(rc.services, func(s *object.Service) bool { return slices.Contains(s.ClusterIPs, ip) })
+}
+
+func (rc *referenceController) SvcExtIndexReverse(ip string) []*object.Service {
+	return filter(rc.services, func(s *object.Service) bool { return slices.Contains(s.ExternalIPs, ip) })
+}
+
+func (rc *referenceController) SvcImportIndex(key string) []*object.ServiceImport {
+	return filter(rc.imports, func(s *object.ServiceImport) bool { return s.Index == key })
+}
+
+func (rc *referenceController) EpIndex(key string) []*object.Endpoints {
+	return filter(rc.endpoints, func(e *object.Endpoints) bool { return e.Index == key })
+}
+
+func (rc *referenceController) EpIndexReverse(ip string) []*object.Endpoints {
+	return filter(rc.endpoints, func(e *object.Endpoints) bool { return slices.Contains(e.IndexIP, ip) })
+}
+
+func (rc *referenceController) McEpIndex(key string) []*object.MultiClusterEndpoints {
+	return filter(rc.mcs, func(e *object.MultiClusterEndpoints) bool { return e.Index == key })
+}
+
+func (rc *referenceController) GetNodeByName(context.Context, string) (*core.Node, error) {
+	return nil, errors.New("no nodes")
+}
+
+func (rc *referenceController) GetNamespaceByName(name string) (*object.Namespace, error) {
+	if n, ok := rc.namespaces[name]; ok {
+		return n, nil
+	}
+	return nil, errors.New("namespace not found")
+}
+
+func filter[T any](s []T, keep func(T) bool) []T {
+	var out []T
+	for _, x := range s {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// sameAnswer compares whole messages, in order, the SOA serial aside: the
+// two plugins count changes differently.
+func sameAnswer(want, got *dns.Msg) bool {
+	return answerText(want) == answerText(got)
+}
+
+func answerText(m *dns.Msg) string {
+	m = m.Copy()
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			soa.Serial = 0
+		}
+	}
+	return m.String()
+}
+
+// query is one question of a comparison table.
+type query struct {
+	name  string
+	qtype uint16
+}
+
+// compareWithReference asks both plugins every query and fails on the
+// first difference of each.
+func compareWithReference(t *testing.T, h *Headless, k *kubernetes.Kubernetes, queries []query) {
+	t.Helper()
+	for _, q := range queries {
+		m := new(dns.Msg).SetQuestion(q.name, q.qtype)
+		m.RecursionDesired = true
+		want, got := serveReference(t, k, m), serve(t, h, m)
+		if !sameAnswer(want, got) {
+			t.Errorf("%s %s differs from the kubernetes plugin\n--- kubernetes:\n%s\n--- headless:\n%s",
+				q.name, dns.TypeToString[q.qtype], answerText(want), answerText(got))
+		}
+	}
+}
+
+func serveReference(t testing.TB, k *kubernetes.Kubernetes, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	return exchange(t, k, m)
+}
+
+// referenceObjects covers the rules of both plugins: dual stack, endpoints
+// without hostname, ready, not ready and unset, overlapping slices, a
+// service without ready endpoints, hand-written and unlabelled slices,
+// unnamed ports, TCP and UDP ports of one name, a slice without ports, an
+// FQDN slice, zones, pod names, a ClusterIP service sharing an address,
+// and a service of 40 endpoints in one slice, not in hostname order.
+func referenceObjects() []runtime.Object {
+	tcp, udp := core.ProtocolTCP, core.ProtocolUDP
+	web := []discovery.EndpointPort{fixtures.Port("http", 80, tcp), fixtures.Port("metrics", 9090, tcp)}
+	zoned := func(e discovery.Endpoint, zone string) discovery.Endpoint { e.Zone = &zone; return e }
+	o := fixtures.Consul("ref")
+	selectorless := fixtures.Headless("ref", "external")
+	selectorless.Spec.Selector = nil
+	manual := fixtures.Slice("ref", "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("pg", 5432, tcp)},
+		fixtures.Endpoint("192.0.2.10", "db-a"), fixtures.Endpoint("192.0.2.11", ""))
+	manual.Labels[discovery.LabelManagedBy] = "operator.example.com"
+	fqdn := fixtures.Slice("ref", "mixed", "mixed-fqdn", discovery.AddressTypeFQDN, web[:1], fixtures.Endpoint("db.example.org", "ext"))
+	var many []discovery.Endpoint
+	for i := range 40 {
+		many = append(many, fixtures.Endpoint(fmt.Sprintf("10.20.0.%d", 40-i), fmt.Sprintf("m-%02d", (i*7)%40)))
+	}
+	o.Add(fixtures.Objects{
+		Services: []*core.Service{
+			fixtures.Headless("ref", "dual"), fixtures.Headless("ref", "nohost"), fixtures.Headless("ref", "ready"),
+			fixtures.Headless("ref", "overlap"), fixtures.Headless("ref", "empty"), selectorless,
+			fixtures.Headless("ref", "unnamed"), fixtures.Headless("ref", "dns"), fixtures.Headless("ref", "noports"),
+			fixtures.Headless("ref", "zoned"), fixtures.Headless("ref", "mixed"), fixtures.Headless("ref", "many"),
+			fixtures.Headless("ref", "pods"),
+			clusterIPService("ref", "frontend", "10.96.0.10"),
+		},
+		Slices: []*discovery.EndpointSlice{
+			fixtures.Slice("ref", "dual", "dual-v4", discovery.AddressTypeIPv4, web,
+				fixtures.Endpoint("10.1.0.1", "web-0"), fixtures.Endpoint("10.1.0.2", "web-1"), fixtures.Endpoint("10.1.0.3", "")),
+			fixtures.Slice("ref", "dual", "dual-v6", discovery.AddressTypeIPv6, web,
+				fixtures.Endpoint("fd00:10::1", "web-0"), fixtures.Endpoint("fd00:10::2", "web-1"), fixtures.Endpoint("fd00:10::", "")),
+			fixtures.Slice("ref", "nohost", "nohost-1", discovery.AddressTypeIPv4, web,
+				fixtures.Endpoint("10.2.0.1", ""), fixtures.Endpoint("10.2.0.2", "")),
+			fixtures.Slice("ref", "ready", "ready-1", discovery.AddressTypeIPv4, web,
+				fixtures.Ready(fixtures.Endpoint("10.3.0.1", "r-0"), true),
+				fixtures.Ready(fixtures.Endpoint("10.3.0.2", "r-1"), false),
+				fixtures.Endpoint("10.3.0.3", "r-2")),
+			fixtures.Slice("ref", "overlap", "overlap-1", discovery.AddressTypeIPv4, web,
+				fixtures.Endpoint("10.4.0.2", "o-1"), fixtures.Endpoint("10.4.0.1", "o-0")),
+			fixtures.Slice("ref", "overlap", "overlap-2", discovery.AddressTypeIPv4, web,
+				fixtures.Endpoint("10.4.0.3", "o-2"), fixtures.Endpoint("10.4.0.2", "o-1")),
+			fixtures.Slice("ref", "empty", "empty-1", discovery.AddressTypeIPv4, web,
+				fixtures.Ready(fixtures.Endpoint("10.5.0.1", "e-0"), false)),
+			manual,
+			fixtures.Slice("ref", "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("", 7000, tcp)},
+				fixtures.Endpoint("10.6.0.1", "u-0")),
+			fixtures.Slice("ref", "dns", "dns-1", discovery.AddressTypeIPv4,
+				[]discovery.EndpointPort{fixtures.Port("dns-udp", 53, udp), fixtures.Port("dns-tcp", 53, tcp), fixtures.Port("admin", 8080, tcp)},
+				fixtures.Endpoint("10.7.0.1", "ns-0"), fixtures.Endpoint("10.7.0.2", "ns-1")),
+			fixtures.Slice("ref", "noports", "noports-1", discovery.AddressTypeIPv4, nil, fixtures.Endpoint("10.8.0.1", "n-0")),
+			fixtures.Slice("ref", "zoned", "zoned-1", discovery.AddressTypeIPv4, web,
+				zoned(fixtures.Endpoint("10.9.0.1", "z-0"), "us-east-1a"), zoned(fixtures.Endpoint("10.9.0.2", "z-1"), "US-East-1b"),
+				zoned(fixtures.Endpoint("10.9.0.3", "z-2"), "corp.example.com"), fixtures.Endpoint("10.9.0.4", "z-3")),
+			fixtures.Slice("ref", "mixed", "mixed-v4", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.10.0.1", "int")),
+			fqdn,
+			fixtures.Slice("ref", "many", "many-1", discovery.AddressTypeIPv4, web[:1], many...),
+			fixtures.Slice("ref", "pods", "pods-1", discovery.AddressTypeIPv4, web[:1],
+				fixtures.Pod(fixtures.Endpoint("10.11.0.1", ""), "pods-7f9c"), fixtures.Pod(fixtures.Endpoint("10.11.0.2", "named"), "pods-8abc")),
+			fixtures.Slice("ref", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.2.0.1", "")),
+		},
+	})
+	objs := labelled(objects(o))
+	return withNamespaces(append(objs, importedObjects()...))
+}
+
+// importedObjects are the Multi-Cluster Services objects: a headless
+// ServiceImport with slices from two clusters (IPv4 and IPv6, not ready
+// endpoints, one without the kubernetes.io/service-name label, one without
+// a hostname), a ClusterSetIP import, and a headless import without slices.
+func importedObjects() []runtime.Object {
+	tcp := core.ProtocolTCP
+	ports := []discovery.EndpointPort{fixtures.Port("pg", 5432, tcp)}
+	imported := func(name, service, cluster string, addressType discovery.AddressType, eps ...discovery.Endpoint) *discovery.EndpointSlice {
+		s := fixtures.Slice("ref", service, name, addressType, ports, eps...)
+		s.Labels[mcs.LabelServiceName] = service
+		s.Labels[mcs.LabelSourceCluster] = cluster
+		s.Labels[discovery.LabelManagedBy] = "mcs-controller.example.com"
+		return s
+	}
+	unlabelled := imported("db-c2-v4", "db", "c2", discovery.AddressTypeIPv4,
+		fixtures.Endpoint("10.32.0.1", "db-0"), fixtures.Ready(fixtures.Endpoint("10.32.0.2", "db-1"), false))
+	delete(unlabelled.Labels, discovery.LabelServiceName)
+	return []runtime.Object{
+		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "db", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless,
+			Ports: []mcs.ServicePort{{Name: "pg", Port: 5432, Protocol: tcp}}}},
+		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "vip", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP,
+			IPs: []string{"10.200.0.1"}, Ports: []mcs.ServicePort{{Name: "http", Port: 80, Protocol: tcp}}}},
+		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "lonely", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless}},
+		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, fixtures.Endpoint("10.31.0.1", "db-0"), fixtures.Endpoint("10.31.0.2", "")),
+		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, fixtures.Endpoint("fd00:31::1", "db-0")),
+		unlabelled,
+		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, fixtures.Endpoint("10.31.1.1", "")),
+	}
+}
+
+// importedQueries asks the names of the headless imports of importedObjects
+// in the clusterset zone. The ClusterSetIP import's names are not headless
+// names; the PTR of imported addresses differs on purpose (README).
+func importedQueries(zone string) []query {
+	var qs []query
+	all := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeCNAME}
+	for _, svc := range []string{"db", "lonely", "nothing"} {
+		base := svc + ".ref.svc." + zone
+		for _, name := range []string{base, "db-0.c1." + base, "db-0.c2." + base, "DB-0.C1." + base, "10-31-0-2.c1." + base, "db-1.c2." + base,
+			"db-0." + base, "_pg._tcp." + base, "_pg._udp." + base, "pg.tcp." + base, "x.db-0.c1." + base, "us-east-1a.pin._zone." + base} {
+			for _, t := range all {
+				qs = append(qs, query{name, t})
+			}
+		}
+	}
+	return qs
+}
+
+// referenceQueries asks, for every headless service of objs, its name, its
+// endpoints' names, its _port._proto names and its addresses' PTR names in
+// several types, and names around them.
+func referenceQueries(objs []runtime.Object, zone string) []query {
+	var qs []query
+	add := func(name string, types ...uint16) {
+		for _, t := range types {
+			qs = append(qs, query{name, t})
+		}
+	}
+	all := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeCNAME, dns.TypeSOA, dns.TypeNS, dns.TypeMX, dns.TypePTR, dns.TypeANY}
+	headless := map[string]bool{}
+	for _, obj := range objs {
+		if s, ok := obj.(*core.Service); ok && s.Spec.ClusterIP == core.ClusterIPNone {
+			headless[s.Namespace+"/"+s.Name] = true
+		}
+	}
+	// Alone, the plugin does not know the addresses of other services: the
+	// PTR of an address they share is the kubernetes plugin's (README).
+	shared := map[string]bool{}
+	for _, obj := range objs {
+		if s, ok := obj.(*discovery.EndpointSlice); ok && !headless[s.Namespace+"/"+s.Labels[discovery.LabelServiceName]] {
+			for _, e := range s.Endpoints {
+				shared[e.Addresses[0]] = true
+			}
+		}
+	}
+	for _, obj := range objs {
+		if s, ok := obj.(*core.Service); ok && s.Spec.ClusterIP == core.ClusterIPNone {
+			headless[s.Namespace+"/"+s.Name] = true
+			base := s.Name + "." + s.Namespace + ".svc." + zone
+			add(base, all...)
+			add(caseMix(base), dns.TypeA, dns.TypeSRV)
+			add("nobody."+base, dns.TypeA, dns.TypeSOA, dns.TypeTXT)
+			add("_http._tcp."+base, dns.TypeSRV, dns.TypeA)
+			add("_http._udp."+base, dns.TypeSRV)
+			add("_._tcp."+base, dns.TypeSRV)
+			add("http.tcp."+base, dns.TypeSRV)
+			add("a.b.c."+base, dns.TypeA)
+			for _, z := range []string{"us-east-1a", "us-east-1b", "corp.example.com", "eu-west-1a"} {
+				add(z+".pin._zone."+base, dns.TypeA, dns.TypeSRV, dns.TypeTXT, dns.TypeAAAA)
+				add(z+".prefer._zone."+base, dns.TypeA, dns.TypeSRV)
+			}
+			add("US-East-1A.Pin._zone."+base, dns.TypeA)
+			add("us-east-1a.nearest._zone."+base, dns.TypeA)
+			add("pin._zone."+base, dns.TypeA)
+		}
+	}
+	for _, obj := range objs {
+		s, ok := obj.(*discovery.EndpointSlice)
+		if !ok || !headless[s.Namespace+"/"+s.Labels[discovery.LabelServiceName]] {
+			continue
+		}
+		base := s.Labels[discovery.LabelServiceName] + "." + s.Namespace + ".svc." + zone
+		for _, p := range s.Ports {
+			add("_"+*p.Name+"._"+strings.ToLower(string(*p.Protocol))+"."+base, dns.TypeSRV, dns.TypeA)
+		}
+		for _, e := range s.Endpoints {
+			host := endpointHostname(e, e.Addresses[0], false)
+			add(host+"."+base, dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeCNAME)
+			if e.TargetRef != nil {
+				add(e.TargetRef.Name+"."+base, dns.TypeA)
+			}
+			if rev, err := dns.ReverseAddr(e.Addresses[0]); err == nil && !shared[e.Addresses[0]] {
+				add(rev, dns.TypePTR, dns.TypeA)
+			}
+		}
+	}
+	return qs
+}
+
+// caseMix writes every other letter of name in upper case.
+func caseMix(name string) string {
+	b := []byte(name)
+	for i := 0; i < len(b); i += 2 {
+		if b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// TestSameAsKubernetes compares every headless name of referenceObjects with
+// the kubernetes plugin, with each option they share.
+func TestSameAsKubernetes(t *testing.T) {
+	objs := referenceObjects()
+	for _, options := range []string{
+		"",
+		"ttl 30",
+		"endpoint_pod_names",
+		"zonal",
+		"namespaces ref",
+		"namespace_labels team=ref",
+		"namespace_labels team=other",
+		"multicluster clusterset.local",
+		"multicluster clusterset.local\nnamespace_labels team=ref",
+		"multicluster clusterset.local\nzonal",
+	} {
+		t.Run(options, func(t *testing.T) {
+			corefile := "kubernetes cluster.local clusterset.local in-addr.arpa ip6.arpa {\n" + options + "\n}"
+			k := newReference(t, corefile, objs...)
+			h, _ := newTestHeadless(t, strings.Replace(corefile, "kubernetes", "headless", 1), objs...)
+			queries := referenceQueries(objs, "cluster.local.")
+			if strings.Contains(options, "multicluster") {
+				queries = append(queries, importedQueries("clusterset.local.")...)
+			}
+			compareWithReference(t, h, k, queries)
+		})
+	}
+}

@@ -1,0 +1,83 @@
+package headless
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/transfer"
+
+	"github.com/miekg/dns"
+)
+
+// Transfer implements the transfer.Transferer interface: the records of the
+// headless services, as the kubernetes plugin writes them in its own
+// transfer (xfr.go): for each address of each slice an address record for the
+// service and one for the endpoint, and an SRV record for each named port.
+// Zonal names are not transferred, as there.
+//
+// With fallthrough the plugin holds only part of the zone, so it leaves the
+// transfer to the next plugin that can do it, the kubernetes plugin in the
+// drop-in Corefile.
+func (h *Headless) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
+	if !plugin.Zones(h.Zones).Contains(zone) || h.Fall.Through(zone) {
+		return nil, transfer.ErrNotAuthoritative
+	}
+	soa := []dns.RR{h.soa(zone, h.ttl)}
+	multicluster := plugin.Zones(h.multiclusterZones).Contains(zone)
+	snaps := h.index.snapshots(multicluster)
+	slices.SortFunc(snaps, func(a, b *snapshot) int { return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.namespace, b.namespace)) })
+
+	ch := make(chan []dns.RR)
+	go func() {
+		defer close(ch)
+		ch <- soa
+		if serial != 0 && serial == soa[0].(*dns.SOA).Serial {
+			return // IXFR: up to date
+		}
+		for _, s := range snaps {
+			if h.index.namespaceExposed(s.namespace) {
+				h.transferService(ch, s, zone)
+			}
+		}
+		ch <- soa
+	}()
+	return ch, nil
+}
+
+func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string) {
+	base := s.name + "." + s.namespace + ".svc." + zone
+	for _, es := range s.slices {
+		var eps []sliceEndpoint
+		for _, e := range es.endpoints {
+			if e.terminating == s.terminating && e.fqdn == "" {
+				eps = append(eps, e)
+			}
+		}
+		weight := srvWeight(len(eps))
+		for _, e := range eps {
+			target := e.host + "." + base
+			ch <- []dns.RR{h.address(base, e), h.address(target, e)}
+			for _, p := range es.ports {
+				if p.name == "" {
+					continue // the specification gives unnamed ports no SRV record
+				}
+				ch <- []dns.RR{&dns.SRV{
+					Hdr:    dns.RR_Header{Name: "_" + strings.ToLower(p.protocol) + "._" + strings.ToLower(p.name) + "." + base, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
+					Weight: weight, Port: uint16(p.port), Target: target, // #nosec G115 -- a port number
+				}}
+			}
+		}
+	}
+}
+
+// address returns the A or AAAA record of e owned by name.
+func (h *Headless) address(name string, e sliceEndpoint) dns.RR {
+	hdr := dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
+	if e.addr.Is4() {
+		return &dns.A{Hdr: hdr, A: e.addr.AsSlice()}
+	}
+	hdr.Rrtype = dns.TypeAAAA
+	return &dns.AAAA{Hdr: hdr, AAAA: e.addr.AsSlice()}
+}
