@@ -19,7 +19,9 @@ func slim(service, host string, addrs ...string) *endpointSlice {
 	return s
 }
 
-func headlessService(name string) *service { return &service{name: name, namespace: "ns", headless: true} }
+func headlessService(name string) *service {
+	return &service{name: name, namespace: "ns", headless: true}
+}
 
 func names(refs []ptrRef) []string {
 	var out []string

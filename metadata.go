@@ -27,7 +27,9 @@ func (h *Headless) Metadata(ctx context.Context, state request.Request) context.
 		metadata.SetValueFunc(ctx, "kubernetes/parse-error", func() string { return err.Error() })
 		return ctx
 	}
-	set := func(label, value string) { metadata.SetValueFunc(ctx, "kubernetes/"+label, func() string { return value }) }
+	set := func(label, value string) {
+		metadata.SetValueFunc(ctx, "kubernetes/"+label, func() string { return value })
+	}
 	set("port-name", n.port)
 	set("protocol", n.protocol)
 	set("endpoint", n.endpoint)

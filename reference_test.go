@@ -114,14 +114,14 @@ func withNamespaces(objs []runtime.Object) []runtime.Object {
 	return out
 }
 
-func (rc *referenceController) ServiceList() []*object.Service            { return rc.services }
-func (rc *referenceController) EndpointsList() []*object.Endpoints        { return rc.endpoints }
+func (rc *referenceController) ServiceList() []*object.Service             { return rc.services }
+func (rc *referenceController) EndpointsList() []*object.Endpoints         { return rc.endpoints }
 func (rc *referenceController) ServiceImportList() []*object.ServiceImport { return rc.imports }
-func (rc *referenceController) PodIndex(string) []*object.Pod             { return nil }
-func (rc *referenceController) Run()                                      {}
-func (rc *referenceController) HasSynced() bool                           { return true }
-func (rc *referenceController) Stop() error                               { return nil }
-func (rc *referenceController) Modified(kubernetes.ModifiedMode) int64    { return 0 }
+func (rc *referenceController) PodIndex(string) []*object.Pod              { return nil }
+func (rc *referenceController) Run()                                       {}
+func (rc *referenceController) HasSynced() bool                            { return true }
+func (rc *referenceController) Stop() error                                { return nil }
+func (rc *referenceController) Modified(kubernetes.ModifiedMode) int64     { return 0 }
 
 func (rc *referenceController) SvcIndex(key string) []*object.Service {
 	return filter(rc.services, func(s *object.Service) bool { return s.Index == key })

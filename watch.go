@@ -186,7 +186,9 @@ func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1a
 			},
 		}, &core.Namespace{}, "", listWatch(client,
 			func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) { return namespaces.List(ctx, o) },
-			func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) { return namespaces.Watch(ctx, o) },
+			func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) {
+				return namespaces.Watch(ctx, o)
+			},
 			opts.namespaceLabels.String()))
 	}
 	return w

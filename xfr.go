@@ -27,7 +27,9 @@ func (h *Headless) Transfer(zone string, serial uint32) (<-chan []dns.RR, error)
 	soa := []dns.RR{h.soa(zone, h.ttl)}
 	multicluster := plugin.Zones(h.multiclusterZones).Contains(zone)
 	snaps := h.index.snapshots(multicluster)
-	slices.SortFunc(snaps, func(a, b *snapshot) int { return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.namespace, b.namespace)) })
+	slices.SortFunc(snaps, func(a, b *snapshot) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.namespace, b.namespace))
+	})
 
 	ch := make(chan []dns.RR)
 	go func() {
