@@ -33,7 +33,15 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel sel
 			n++
 		}
 	}
+	// The records of one answer in one allocation of each kind.
 	rrs = make([]dns.RR, 0, n)
+	var as []dns.A
+	var aaaas []dns.AAAA
+	if v6 {
+		aaaas = make([]dns.AAAA, 0, n)
+	} else {
+		as = make([]dns.A, 0, n)
+	}
 	for _, e := range sel.entries {
 		ep := s.eps[e.ep]
 		switch {
@@ -42,9 +50,11 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel sel
 			rrs, truncated = append(rrs, cname...), truncated || tc
 		case e.flags&firstAddr == 0 || ep.kind != want:
 		case v6:
-			rrs = append(rrs, &dns.AAAA{Hdr: hdr, AAAA: s.ip(e.ep)})
+			aaaas = append(aaaas, dns.AAAA{Hdr: hdr, AAAA: s.ip(e.ep)})
+			rrs = append(rrs, &aaaas[len(aaaas)-1])
 		default:
-			rrs = append(rrs, &dns.A{Hdr: hdr, A: s.ip(e.ep)})
+			as = append(as, dns.A{Hdr: hdr, A: s.ip(e.ep)})
+			rrs = append(rrs, &as[len(as)-1])
 		}
 	}
 	return rrs, truncated

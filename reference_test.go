@@ -60,6 +60,9 @@ func newReference(t testing.TB, corefile string, objs ...runtime.Object) *kubern
 		obj = obj.DeepCopyObject() // the transforms empty what they read
 		switch o := obj.(type) {
 		case *core.Service:
+			if o.Spec.Type == "" {
+				o.Spec.Type = core.ServiceTypeClusterIP // as the API server defaults it
+			}
 			if match(h.watch.labels, o.Labels) {
 				s, _ := object.ToService(o)
 				rc.services = append(rc.services, s.(*object.Service))

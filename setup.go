@@ -135,7 +135,8 @@ func parse(c *caddy.Controller) (*Headless, clientConfig, error) {
 	}
 	cc.line = c.Line()
 	h.Zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
-	h.primaryZone = slices.IndexFunc(h.Zones, func(z string) bool { return dnsutil.IsReverse(z) == 0 })
+	// in-addr.arpa. and ip6.arpa. themselves are reverse zones too.
+	h.primaryZone = slices.IndexFunc(h.Zones, func(z string) bool { return dnsutil.IsReverse("."+z) == 0 })
 	if h.primaryZone < 0 {
 		return nil, cc, c.Errf("non-reverse zone name must be used")
 	}

@@ -53,20 +53,25 @@ func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string)
 	for _, es := range s.slices {
 		var eps []sliceEndpoint
 		for _, e := range es.endpoints {
-			if e.terminating == s.terminating && e.fqdn == "" {
+			if e.terminating == s.terminating {
 				eps = append(eps, e)
 			}
 		}
 		weight := srvWeight(len(eps))
 		for _, e := range eps {
-			target := e.host + "." + base
-			ch <- []dns.RR{h.address(base, e), h.address(target, e)}
+			// An FQDN endpoint has no address record and, as in the
+			// kubernetes plugin, SRV records with the root as target.
+			target := "."
+			if e.fqdn == "" {
+				target = e.host + "." + base
+				ch <- []dns.RR{h.address(base, e), h.address(target, e)}
+			}
 			for _, p := range es.ports {
 				if p.name == "" {
 					continue // the specification gives unnamed ports no SRV record
 				}
 				ch <- []dns.RR{&dns.SRV{
-					Hdr:    dns.RR_Header{Name: "_" + strings.ToLower(p.protocol) + "._" + strings.ToLower(p.name) + "." + base, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
+					Hdr:    dns.RR_Header{Name: "_" + strings.ToLower(p.name) + "._" + strings.ToLower(p.protocol) + "." + base, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
 					Weight: weight, Port: uint16(p.port), Target: target, // #nosec G115 -- a port number
 				}}
 			}

@@ -1,0 +1,126 @@
+package headless
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+)
+
+// BenchmarkServeDNS measures the query path of headless and, beside it on
+// the same objects, of the kubernetes plugin, each fed from memory (the
+// reference controller of reference_test.go). Run it with
+// `go test -run=^$ -bench=ServeDNS -benchmem .`.
+func BenchmarkServeDNS(b *testing.B) {
+	objs := fixtures.Consul("default")
+	objs.Add(benchService("bench", "web", 10))
+	all := withNamespaces(labelled(objects(objs)))
+	h, _ := newTestHeadless(b, "headless cluster.local in-addr.arpa", all...)
+	k := newReference(b, "kubernetes cluster.local in-addr.arpa", all...)
+	handlers := []plugin.Handler{k, h}
+
+	for _, q := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"seed-A", "consul-server.default.svc.cluster.local.", dns.TypeA},
+		{"seed-SRV", "consul-server.default.svc.cluster.local.", dns.TypeSRV},
+		{"pod-A", "web-3.web.bench.svc.cluster.local.", dns.TypeA},
+		{"named-SRV", "_http._tcp.web.bench.svc.cluster.local.", dns.TypeSRV},
+		{"bare-SRV-10x2", "web.bench.svc.cluster.local.", dns.TypeSRV},
+		{"PTR", "3.0.20.10.in-addr.arpa.", dns.TypePTR},
+		{"NXDOMAIN", "web-99.web.bench.svc.cluster.local.", dns.TypeA},
+	} {
+		m := new(dns.Msg).SetQuestion(q.qname, q.qtype)
+		if want, got := exchange(b, k, m), exchange(b, h, m); !sameAnswer(want, got) {
+			b.Fatalf("%s: the plugins answer differently:\n%s\n%s", q.name, want, got)
+		}
+		for _, p := range handlers {
+			b.Run(q.name+"/"+p.Name(), func(b *testing.B) {
+				w := &test.ResponseWriter{}
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					p.ServeDNS(ctx, w, m)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkIndexUpdate measures what one EndpointSlice change costs the
+// writer: rebuilding the service's snapshot and publishing it.
+func BenchmarkIndexUpdate(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("endpoints-%d", n), func(b *testing.B) {
+			ix := newIndex(false)
+			ix.setService(false, &service{name: "web", namespace: "bench", headless: true})
+			slices := [2]*endpointSlice{}
+			for i := range slices {
+				o := benchService("bench", "web", n)
+				o.Slices[0].Endpoints[0].Addresses[0] = fmt.Sprintf("10.99.0.%d", i) // two versions that differ
+				slices[i] = toEndpointSlice(o.Slices[0], transformOptions{})
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ix.setSlice(false, controllerSlices, slices[i%2])
+				i++
+			}
+		})
+	}
+}
+
+// benchService is a headless service with n endpoints and two ports.
+func benchService(namespace, name string, n int) fixtures.Objects {
+	var eps []discovery.Endpoint
+	for i := range n {
+		eps = append(eps, fixtures.Endpoint(netip.AddrFrom4([4]byte{10, byte(20 + i>>16), byte(i >> 8), byte(i)}).String(), fmt.Sprintf("%s-%d", name, i)))
+	}
+	ports := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
+	return fixtures.Objects{
+		Services: []*core.Service{fixtures.Headless(namespace, name)},
+		Slices:   []*discovery.EndpointSlice{fixtures.Slice(namespace, name, name+"-1", discovery.AddressTypeIPv4, ports, eps...)},
+	}
+}
+
+// BenchmarkIndexMemory reports the heap the index holds per endpoint for
+// 10k services x 10 endpoints x 2 ports: the slices it keeps, the snapshots
+// and the reverse map. Nothing else holds the objects.
+func BenchmarkIndexMemory(b *testing.B) {
+	const services, endpoints = 10000, 10
+	ess := make([]*endpointSlice, services)
+	for i := range ess {
+		s := &endpointSlice{name: fmt.Sprintf("svc-%06d-x1", i), namespace: "bench", service: fmt.Sprintf("svc-%06d", i),
+			ports: []slicePort{{"http", "TCP", 80}, {"metrics", "TCP", 9090}}}
+		for j := range endpoints {
+			n := i*endpoints + j
+			s.endpoints = append(s.endpoints, sliceEndpoint{addr: netip.AddrFrom4([4]byte{10, byte(128 + n>>16), byte(n >> 8), byte(n)}), host: fmt.Sprintf("pod-%d", j), hostname: true})
+		}
+		ess[i] = s
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ix := newIndex(false)
+		for _, s := range ess {
+			ix.setService(false, &service{name: s.service, namespace: "bench", headless: true})
+			ix.setSlice(false, controllerSlices, s)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(services*endpoints), "B/endpoint")
+		runtime.KeepAlive(ix)
+	}
+}

@@ -1,0 +1,174 @@
+package headless
+
+import (
+	"context"
+	"testing"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	"github.com/miekg/dns"
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// fuzzObjects are what the fuzzed plugins serve: the seed, a dual-stack
+// service, endpoints without hostname, unnamed and SCTP ports, a slice
+// without ports, a slice that names no service, and a ClusterIP service that
+// shares an address with a headless one.
+func fuzzObjects() []runtime.Object {
+	tcp := core.ProtocolTCP
+	web := []discovery.EndpointPort{fixtures.Port("http", 80, tcp), fixtures.Port("", 81, tcp), fixtures.Port("sctp", 82, core.ProtocolSCTP)}
+	frontend := fixtures.ClusterIP("conf", "frontend", fixtures.ServicePort("http", 80, tcp))
+	frontend.Spec.ClusterIP, frontend.Spec.ClusterIPs = "10.96.0.10", []string{"10.96.0.10"}
+	o := fixtures.Consul("default")
+	o.Add(fixtures.Objects{
+		Services: []*core.Service{fixtures.Headless("conf", "dual"), fixtures.Headless("conf", "bare"), frontend},
+		Slices: []*discovery.EndpointSlice{
+			fixtures.Slice("conf", "dual", "dual-4", discovery.AddressTypeIPv4, web,
+				fixtures.Endpoint("10.1.0.1", "web-0"), fixtures.Endpoint("10.1.0.2", ""), fixtures.Ready(fixtures.Endpoint("10.1.0.3", "web-2"), false)),
+			fixtures.Slice("conf", "dual", "dual-6", discovery.AddressTypeIPv6, web,
+				fixtures.Endpoint("fd00::1", "web-0"), fixtures.Endpoint("fd00::", "")),
+			fixtures.Slice("conf", "bare", "bare-1", discovery.AddressTypeIPv4, nil, fixtures.Pod(fixtures.Endpoint("10.1.0.1", ""), "bare-pod")),
+			fixtures.Slice("conf", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.1.0.2", "")),
+			fixtures.Slice("conf", "", "orphan", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.1.0.9", "o")),
+		},
+	})
+	return objects(o)
+}
+
+// fuzzPlugins returns three plugins over fuzzObjects: one alone, one with
+// fallthrough, endpoint_pod_names and a TTL of 0, and one with every option
+// that changes how names are read or answered.
+func fuzzPlugins(f *testing.F) []*Headless {
+	alone, _ := newTestHeadless(f, "headless cluster.local in-addr.arpa ip6.arpa", fuzzObjects()...)
+	through, _ := newTestHeadless(f, `headless cluster.local example.org. in-addr.arpa {
+		fallthrough
+		endpoint_pod_names
+		ttl 0
+	}`, fuzzObjects()...)
+	options, _ := newTestHeadless(f, `headless cluster.local clusterset.local in-addr.arpa {
+		zonal
+		multicluster clusterset.local
+		negative_ttl 1
+		stable_ptr
+		terminating_fallback
+	}`, append(fuzzObjects(), importedObjects()...)...)
+	return []*Headless{alone, through, options}
+}
+
+// serveChecked sends r to h and fails t if h panics (the fuzzer reports
+// that), claims to have written an answer it did not write, or writes one
+// that does not pack, does not answer r, or holds records owned by other
+// names than the question's.
+func serveChecked(t *testing.T, h *Headless, r *dns.Msg) {
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	rcode, err := h.ServeDNS(context.Background(), rec, r)
+	if rec.Msg == nil {
+		if plugin.ClientWrite(rcode) {
+			t.Fatalf("rcode %s (%v) and no message written for\n%s", dns.RcodeToString[rcode], err, r)
+		}
+		return
+	}
+	m := rec.Msg
+	if _, err := m.Pack(); err != nil {
+		t.Fatalf("the answer does not pack: %v\n%s", err, m)
+	}
+	// A reply holds the first question, as dns.Msg.SetReply makes it.
+	if m.Id != r.Id || !m.Response || len(m.Question) != min(1, len(r.Question)) {
+		t.Fatalf("the answer is not a reply to the query:\n%s\n%s", r, m)
+	}
+	if len(r.Question) == 0 {
+		return
+	}
+	if m.Question[0] != r.Question[0] {
+		t.Fatalf("the answer is for another question:\n%s\n%s", r, m)
+	}
+	qname := r.Question[0].Name
+	for _, rr := range m.Answer {
+		if rr.Header().Name != qname {
+			t.Fatalf("an answer owned by %q for %q:\n%s", rr.Header().Name, qname, m)
+		}
+	}
+	for _, rr := range m.Ns {
+		if !dns.IsSubDomain(rr.Header().Name, qname) {
+			t.Fatalf("an authority record owned by %q, not a parent of %q:\n%s", rr.Header().Name, qname, m)
+		}
+	}
+}
+
+// fuzzSeedQueries are queries for the names of fuzzObjects.
+var fuzzSeedQueries = []struct {
+	name  string
+	qtype uint16
+}{
+	{"consul-server.default.svc.cluster.local.", dns.TypeA},
+	{"consul-server.default.svc.cluster.local.", dns.TypeSRV},
+	{"consul-server-1.consul-server.default.svc.cluster.local.", dns.TypeA},
+	{"_http._tcp.consul-server.default.svc.cluster.local.", dns.TypeSRV},
+	{"_serflan-udp._udp.Consul-Server.DEFAULT.svc.cluster.local.", dns.TypeSRV},
+	{"dual.conf.svc.cluster.local.", dns.TypeAAAA},
+	{"fd00--0.dual.conf.svc.cluster.local.", dns.TypeAAAA},
+	{"bare-pod.bare.conf.svc.cluster.local.", dns.TypeA},
+	{"10.0.1.10.in-addr.arpa.", dns.TypePTR},
+	{"2.0.1.10.in-addr.arpa.", dns.TypePTR},
+	{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", dns.TypePTR},
+	{"cluster.local.", dns.TypeSOA},
+	{"dns-version.cluster.local.", dns.TypeTXT},
+	{"conf.svc.cluster.local.", dns.TypeA},
+	{"example.org.", dns.TypeA},
+	{"consul-server.default.svc.cluster.local.", dns.TypeAXFR},
+	{"us-east-1a.pin._zone.dual.conf.svc.cluster.local.", dns.TypeA},
+	{"db-0.c1.db.ref.svc.clusterset.local.", dns.TypeSRV},
+}
+
+// FuzzServeDNS feeds the plugin arbitrary messages: whatever unpacks, as
+// CoreDNS's server would pass it on.
+func FuzzServeDNS(f *testing.F) {
+	for _, q := range fuzzSeedQueries {
+		m := new(dns.Msg).SetQuestion(q.name, q.qtype)
+		m.SetEdns0(4096, true)
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	hs := fuzzPlugins(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := new(dns.Msg)
+		if r.Unpack(b) != nil {
+			return
+		}
+		for _, h := range hs {
+			serveChecked(t, h, r)
+		}
+	})
+}
+
+// FuzzName feeds the plugin queries for arbitrary names and types, through
+// the wire format as a client would send them.
+func FuzzName(f *testing.F) {
+	for _, q := range fuzzSeedQueries {
+		f.Add(q.name, q.qtype)
+	}
+	hs := fuzzPlugins(f)
+	f.Fuzz(func(t *testing.T, name string, qtype uint16) {
+		q := new(dns.Msg).SetQuestion(name, qtype)
+		b, err := q.Pack()
+		if err != nil {
+			return // not a name a client can send
+		}
+		r := new(dns.Msg)
+		if r.Unpack(b) != nil {
+			return // miekg/dns packs some names it cannot unpack, such as ""
+		}
+		for _, h := range hs {
+			serveChecked(t, h, r)
+		}
+	})
+}

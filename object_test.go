@@ -1,0 +1,124 @@
+package headless
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/headlessdns/headless/test/fixtures"
+
+	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+)
+
+func TestToService(t *testing.T) {
+	external := &core.Service{ObjectMeta: meta.ObjectMeta{Name: "x"}, Spec: core.ServiceSpec{Type: core.ServiceTypeExternalName, ClusterIP: core.ClusterIPNone}}
+	tests := []struct {
+		obj      any
+		name     string
+		headless bool
+	}{
+		{fixtures.Headless("ns", "h"), "h", true},
+		{clusterIPService("ns", "c", "10.96.0.1"), "c", false},
+		{external, "x", false},
+		{&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "i"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless}}, "i", true},
+		{&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "v"}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP}}, "v", false},
+	}
+	for _, tc := range tests {
+		s := toService(tc.obj).(*service)
+		if s.name != tc.name || s.headless != tc.headless {
+			t.Errorf("%s: got %+v, want headless %v", tc.name, s, tc.headless)
+		}
+		if again := toService(s); again != s {
+			t.Errorf("%s: the transform is not idempotent", tc.name)
+		}
+	}
+}
+
+func TestToEndpointSlice(t *testing.T) {
+	bad := "not a label"
+	serving, terminating := true, true
+	leaving := fixtures.Ready(fixtures.Endpoint("10.0.0.7", "web-7"), false)
+	leaving.Conditions.Serving, leaving.Conditions.Terminating = &serving, &terminating
+	zone := "US-East-1a"
+	zoned := fixtures.Endpoint("10.0.0.8", "web-8")
+	zoned.Zone = &zone
+	s := sliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), {}},
+		fixtures.Endpoint("10.0.0.1", "web-0"),
+		fixtures.Ready(fixtures.Endpoint("10.0.0.2", "web-1"), false),
+		fixtures.Endpoint("10.0.0.3", ""),
+		fixtures.Pod(fixtures.Endpoint("10.0.0.4", ""), "pod-a"),
+		fixtures.Endpoint("not-an-ip", ""),
+		fixtures.Endpoint("10.0.0.5", bad),
+		fixtures.Pod(fixtures.Endpoint("10.0.0.6", ""), "pod.with.dots"),
+		leaving, zoned,
+	)
+	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: "2026-11-27T12:00:00.5Z"}
+	ip := netip.MustParseAddr
+	got := toEndpointSlice(s, transformOptions{podNames: true})
+	want := []sliceEndpoint{
+		{addr: ip("10.0.0.1"), host: "web-0", hostname: true},
+		{addr: ip("10.0.0.3"), host: "10-0-0-3"},
+		{addr: ip("10.0.0.4"), host: "pod-a"},
+		{addr: ip("10.0.0.6"), host: "pod.with.dots"}, // kept, as the kubernetes plugin keeps it
+		{addr: ip("10.0.0.8"), host: "web-8", hostname: true},
+	}
+	if !reflect.DeepEqual(got.endpoints, want) {
+		t.Errorf("endpoints %+v, want %+v", got.endpoints, want)
+	}
+	wantPorts := []slicePort{{name: "http", protocol: "TCP", port: 80}, {port: -1}}
+	if !reflect.DeepEqual(got.ports, wantPorts) {
+		t.Errorf("ports %+v, want %+v", got.ports, wantPorts)
+	}
+	if got.service != "svc" || got.triggered != 1795780800500000000 {
+		t.Errorf("service %q triggered %d", got.service, got.triggered)
+	}
+
+	// zonal keeps the zone in lower case, terminating_fallback the serving
+	// and terminating endpoint, marked.
+	got = toEndpointSlice(s, transformOptions{zones: true, terminating: true})
+	if e := got.endpoints[len(got.endpoints)-1]; e.zone != "us-east-1a" {
+		t.Errorf("zone %q, want us-east-1a", e.zone)
+	}
+	if e := got.endpoints[len(got.endpoints)-2]; e.addr != ip("10.0.0.7") || !e.terminating {
+		t.Errorf("the terminating endpoint is %+v", e)
+	}
+
+	if noPorts := toEndpointSlice(sliceOf("ns", "svc", "b", nil), transformOptions{}); !reflect.DeepEqual(noPorts.ports, []slicePort{{port: -1}}) {
+		t.Errorf("a slice without ports has ports %+v, want the -1 sentinel", noPorts.ports)
+	}
+	fqdn := sliceOf("ns", "svc", "c", nil, fixtures.Endpoint("db.example.org", ""))
+	fqdn.AddressType = discovery.AddressTypeFQDN
+	if got := toEndpointSlice(fqdn, transformOptions{}); len(got.endpoints) != 1 || got.endpoints[0].fqdn != "db.example.org." || got.endpoints[0].host != "db-example-org" {
+		t.Errorf("FQDN slice: %+v", got.endpoints)
+	}
+
+	imported := sliceOf("ns", "svc", "d", nil)
+	imported.Labels[mcs.LabelServiceName], imported.Labels[mcs.LabelSourceCluster] = "db", "c1"
+	if got := sliceTransform(transformOptions{}, true)(imported).(*endpointSlice); got.service != "db" || got.cluster != "c1" {
+		t.Errorf("an imported slice names service %q cluster %q, want db c1", got.service, got.cluster)
+	}
+}
+
+func TestEndpointHostname(t *testing.T) {
+	tests := []struct {
+		e        discovery.Endpoint
+		addr     string
+		podNames bool
+		want     string
+	}{
+		{fixtures.Endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
+		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
+		{fixtures.Endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
+		{fixtures.Endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
+	}
+	for _, tc := range tests {
+		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {
+			t.Errorf("endpointHostname(%s, %v) = %q, want %q", tc.addr, tc.podNames, got, tc.want)
+		}
+	}
+}
