@@ -74,7 +74,7 @@ ENGINE_FLAGS ?= $(if $(filter podman,$(ENGINE)),$(if $(shell command -v runc),--
 
 .PHONY: image
 image: coredns
-	@command -v $(ENGINE) >/dev/null || { echo "make image: neither a Docker engine (docker info failed) nor podman is available; ENGINE=... names another." >&2; exit 1; }
+	@command -v $(ENGINE) >/dev/null || { echo "make image: no $(ENGINE): no Docker engine answers docker info and podman is not installed (ENGINE= names another engine)." >&2; exit 1; }
 	rm -rf build/image
 	mkdir -p build/image
 	cp coredns build/image/coredns
