@@ -1,38 +1,38 @@
-# CoreDNS v1.15.0 with every in-tree plugin plus headless, as `make coredns`
-# builds it, on a distroless base that runs as a numeric non-root user.
+# The image of deploy/: CoreDNS v1.15.0 with every in-tree plugin plus
+# headless, the ./coredns that `make coredns` builds, packed as CoreDNS's
+# release Dockerfile packs its binary. It pulls no base image, so it builds
+# where no container registry is reachable. `make image` stages its context in
+# build/image (the binary, the netbindcap helper and the build host's CA
+# bundle) and builds it with docker or podman:
 #
-#   docker build -t registry.example.com/dns/coredns:v1.15.0-headless .
+#   make image IMAGE=registry.example.com/dns/coredns:v1.15.0-headless
 #
-# The build stage fetches the CoreDNS module and its dependencies from the Go
-# module proxy (GOPROXY, by default proxy.golang.org). See docs/operators.md:
-# no Docker engine runs on this repository's machines, so this file is not
-# built by its CI.
+# BASE is the final image's base, scratch by default. Where a registry is
+# reachable, --build-arg BASE=gcr.io/distroless/static-debian12:nonroot (set
+# IMAGE_FLAGS of make) puts it on distroless instead. Dockerfile.source builds
+# the binary inside the build as well, from a Go image.
 
-ARG GO_IMAGE=golang:1.26
-ARG BASE=gcr.io/distroless/static-debian12:nonroot
+ARG BASE=scratch
 
-FROM ${GO_IMAGE} AS build
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get -qq update \
-    && apt-get -qq --no-install-recommends install libcap2-bin make \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-# The module graph first, so that changing a source file does not download
-# it again.
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-# The file capability lets the non-root user bind port 53 where the runtime
-# puts NET_BIND_SERVICE in the container's permitted set; deploy/ also sets
-# net.ipv4.ip_unprivileged_port_start, which needs no capability at all.
-RUN make coredns \
-    && setcap cap_net_bind_service=+ep coredns \
-    && ./coredns -version
+# The file capability, set in a stage of its own as CoreDNS's release
+# Dockerfile does with setcap: cap_net_bind_service=+ep lets user 65532 bind
+# port 53 where the runtime gives the container NET_BIND_SERVICE (as deploy/
+# asks) but no ambient capabilities (as Kubernetes runtimes do). netbindcap is
+# static, so the stage needs no base image. It is set by a RUN step and the
+# file copied from the stage, not set on the build host before COPY: BuildKit's
+# COPY from the build context drops the security.capability attribute
+# (moby/buildkit#2250), and COPY --from keeps it.
+FROM scratch AS capability
+COPY coredns netbindcap /
+RUN ["/netbindcap", "/coredns"]
 
 FROM ${BASE}
-COPY --from=build /src/coredns /coredns
+# For upstreams reached over TLS (forward tls://); the API server's CA comes
+# from the service account's ca.crt.
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=capability /coredns /coredns
 # Numeric, so that Kubernetes can check runAsNonRoot: 65532 is distroless's
-# nonroot. The base image carries the CA certificates.
+# nonroot, and the user of deploy/.
 USER 65532:65532
 WORKDIR /
 EXPOSE 53 53/udp

@@ -57,15 +57,27 @@ demo: coredns tools
 clean:
 	rm -rf build coredns
 
-# The container image of the Dockerfile; needs a Docker engine, which this
-# repository's machines do not run (docs/operators.md).
+# The container image of Dockerfile, from ./coredns: built with docker where a
+# Docker engine answers, else with podman, and pulling no base image. The
+# context is build/image, which holds only what the image is made of.
 IMAGE ?= headlessdns/coredns:$(COREDNS_VERSION)-headless
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+# Copied into the image for upstreams reached over TLS; Debian's
+# ca-certificates, or any PEM bundle.
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+# More flags of `build`, such as --build-arg BASE=... (Dockerfile).
+IMAGE_FLAGS ?=
+# Podman runs the RUN step of Dockerfile with crun where crun is installed,
+# and crun refuses the hybrid cgroup layout of this repository's machines:
+# runc, where installed, runs it.
+ENGINE_FLAGS ?= $(if $(filter podman,$(ENGINE)),$(if $(shell command -v runc),--runtime runc))
 
 .PHONY: image
-image:
-	@if ! docker info >/dev/null 2>&1; then \
-		echo "make image: no Docker engine is available here (docker info failed)." >&2; \
-		echo "Build the image where one runs: docker build -t $(IMAGE) ." >&2; \
-		exit 1; \
-	fi
-	docker build -t $(IMAGE) .
+image: coredns
+	@command -v $(ENGINE) >/dev/null || { echo "make image: no $(ENGINE): no Docker engine answers docker info and podman is not installed (ENGINE= names another engine)." >&2; exit 1; }
+	rm -rf build/image
+	mkdir -p build/image
+	cp coredns build/image/coredns
+	cp $(CA_BUNDLE) build/image/ca-certificates.crt
+	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o build/image/netbindcap ./image/netbindcap
+	$(ENGINE) build $(ENGINE_FLAGS) $(IMAGE_FLAGS) -f Dockerfile -t $(IMAGE) build/image
