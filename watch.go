@@ -60,6 +60,7 @@ var backoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 
 // kept once, in the index, and not also in an informer's cache.
 type watcher struct {
 	index      *index
+	opts       watchOptions
 	reflectors []*cache.Reflector
 	stores     []*store
 	logger     klog.Logger
@@ -70,128 +71,132 @@ type watcher struct {
 	done   sync.WaitGroup
 }
 
+// The label requirements of the watches of EndpointSlices.
+var (
+	isHeadless      = must(labels.NewRequirement(core.IsHeadlessService, labelselection.Exists, nil))
+	byController    = must(labels.NewRequirement(managedBy, labelselection.Equals, []string{sliceController}))
+	notByController = must(labels.NewRequirement(managedBy, labelselection.NotEquals, []string{sliceController}))
+	imported        = must(labels.NewRequirement(mcs.LabelServiceName, labelselection.Exists, nil))
+)
+
 func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1alpha1Interface, ix *index, opts watchOptions) *watcher {
-	w := &watcher{index: ix, logger: newLogger()}
+	w := &watcher{index: ix, opts: opts, logger: newLogger()}
 	w.ctx, w.cancel = context.WithCancel(klog.NewContext(context.Background(), w.logger))
-	wanted := func(namespace string) bool { return len(opts.namespaces) == 0 || opts.namespaces[namespace] }
-	sliceStore := func(name string, multicluster bool, source uint8) *store {
-		return &store{
-			name:      name,
-			transform: sliceTransform(opts.transform, multicluster),
-			apply: func(obj any, live bool) {
-				s := obj.(*endpointSlice)
-				if !wanted(s.namespace) {
-					s.service = "" // not kept
-				}
-				if ix.setSlice(multicluster, source, s) && live {
-					observeLatency(s)
-				}
-			},
-			remove: func(obj any) {
-				if s := obj.(*endpointSlice); ix.removeSlice(multicluster, s) {
-					observeLatency(s)
-				}
-			},
-			replace: func(objs []any) {
-				ess := make([]*endpointSlice, 0, len(objs))
-				for _, o := range objs {
-					s := o.(*endpointSlice)
-					if !wanted(s.namespace) {
-						s.service = ""
-					}
-					ess = append(ess, s)
-				}
-				ix.replaceSlices(multicluster, source, ess)
-			},
-		}
-	}
-	serviceStore := func(name string, multicluster bool) *store {
-		headless := func(obj any) *service {
-			s := obj.(*service)
-			if !wanted(s.namespace) {
-				s.headless = false
-			}
-			return s
-		}
-		return &store{
-			name:      name,
-			transform: toService,
-			apply:     func(obj any, _ bool) { ix.setService(multicluster, headless(obj)) },
-			remove:    func(obj any) { ix.removeService(multicluster, obj.(*service)) },
-			replace: func(objs []any) {
-				svcs := make([]*service, 0, len(objs))
-				for _, o := range objs {
-					svcs = append(svcs, headless(o))
-				}
-				ix.replaceServices(multicluster, svcs)
-			},
-		}
-	}
-
-	selector := func(reqs ...labels.Requirement) string {
-		s := labels.NewSelector()
-		if opts.labels != nil {
-			s = opts.labels
-		}
-		return s.Add(reqs...).String()
-	}
-	isHeadless := must(labels.NewRequirement(core.IsHeadlessService, labelselection.Exists, nil))
-	byController := must(labels.NewRequirement(managedBy, labelselection.Equals, []string{sliceController}))
-	notByController := must(labels.NewRequirement(managedBy, labelselection.NotEquals, []string{sliceController}))
-
-	services := client.CoreV1().Services(meta.NamespaceAll)
-	w.add(serviceStore("headless Services", false), &core.Service{}, headlessServiceOnly, listWatch(client,
-		func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) { return services.List(ctx, o) },
-		func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) { return services.Watch(ctx, o) },
-		selector()))
 
 	slices := client.DiscoveryV1().EndpointSlices(meta.NamespaceAll)
-	listSlices := func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) { return slices.List(ctx, o) }
-	watchSlices := func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) { return slices.Watch(ctx, o) }
-	w.add(sliceStore("EndpointSlices of headless Services", false, controllerSlices), &discovery.EndpointSlice{}, "",
-		listWatch(client, listSlices, watchSlices, selector(isHeadless, byController)))
-	w.add(sliceStore("EndpointSlices not managed by the EndpointSlice controller", false, otherSlices), &discovery.EndpointSlice{}, "",
-		listWatch(client, listSlices, watchSlices, selector(notByController)))
+	w.add(w.serviceStore("headless Services", false), &core.Service{}, headlessServiceOnly,
+		listWatch(client, client.CoreV1().Services(meta.NamespaceAll), w.labels()))
+	w.add(w.sliceStore("EndpointSlices of headless Services", false, controllerSlices), &discovery.EndpointSlice{}, "",
+		listWatch(client, slices, w.labels(isHeadless, byController)))
+	w.add(w.sliceStore("EndpointSlices not managed by the EndpointSlice controller", false, otherSlices), &discovery.EndpointSlice{}, "",
+		listWatch(client, slices, w.labels(notByController)))
 
 	if opts.multicluster {
 		// As the kubernetes plugin does: ServiceImports are selected with
 		// namespace_labels, their slices with labels.
-		importSelector := ""
-		if opts.namespaceLabels != nil {
-			importSelector = opts.namespaceLabels.String()
-		}
-		imports := mcsClient.ServiceImports(meta.NamespaceAll)
-		w.add(serviceStore("headless ServiceImports", true), &mcs.ServiceImport{}, "", listWatch(client,
-			func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) { return imports.List(ctx, o) },
-			func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) { return imports.Watch(ctx, o) },
-			importSelector))
-		imported := must(labels.NewRequirement(mcs.LabelServiceName, labelselection.Exists, nil))
-		w.add(sliceStore("EndpointSlices of ServiceImports", true, importedSlices), &discovery.EndpointSlice{}, "",
-			listWatch(client, listSlices, watchSlices, selector(imported)))
+		w.add(w.serviceStore("headless ServiceImports", true), &mcs.ServiceImport{}, "",
+			listWatch(client, mcsClient.ServiceImports(meta.NamespaceAll), selectorString(opts.namespaceLabels)))
+		w.add(w.sliceStore("EndpointSlices of ServiceImports", true, importedSlices), &discovery.EndpointSlice{}, "",
+			listWatch(client, slices, w.labels(imported)))
 	}
-
 	if opts.namespaceLabels != nil {
-		namespaces := client.CoreV1().Namespaces()
-		w.add(&store{
-			name:      "Namespaces",
-			transform: toNamespace,
-			apply:     func(obj any, _ bool) { ix.setNamespace(obj.(*namespace).name, true) },
-			remove:    func(obj any) { ix.setNamespace(obj.(*namespace).name, false) },
-			replace: func(objs []any) {
-				names := make([]string, 0, len(objs))
-				for _, o := range objs {
-					names = append(names, o.(*namespace).name)
-				}
-				ix.replaceNamespaces(names)
-			},
-		}, &core.Namespace{}, "", listWatch(client,
-			func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) { return namespaces.List(ctx, o) },
-			func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) {
-				return namespaces.Watch(ctx, o)
-			},
-			opts.namespaceLabels.String()))
+		w.add(w.namespaceStore(), &core.Namespace{}, "",
+			listWatch(client, client.CoreV1().Namespaces(), opts.namespaceLabels.String()))
 	}
 	return w
+}
+
+// labels returns the selector of the labels option with reqs added.
+func (w *watcher) labels(reqs ...labels.Requirement) string {
+	s := labels.NewSelector()
+	if w.opts.labels != nil {
+		s = w.opts.labels
+	}
+	return s.Add(reqs...).String()
+}
+
+func selectorString(s labels.Selector) string {
+	if s == nil {
+		return ""
+	}
+	return s.String()
+}
+
+// wanted reports whether the namespaces option lets namespace be served.
+func (w *watcher) wanted(namespace string) bool {
+	return len(w.opts.namespaces) == 0 || w.opts.namespaces[namespace]
+}
+
+// serviceStore feeds the Services (or ServiceImports) of a view to the index.
+func (w *watcher) serviceStore(name string, multicluster bool) *store {
+	headless := func(obj any) *service {
+		s := obj.(*service)
+		s.headless = s.headless && w.wanted(s.namespace)
+		return s
+	}
+	return &store{
+		name:      name,
+		transform: toService,
+		apply:     func(obj any, _ bool) { w.index.setService(multicluster, headless(obj)) },
+		remove:    func(obj any) { w.index.removeService(multicluster, obj.(*service)) },
+		replace: func(objs []any) {
+			svcs := make([]*service, 0, len(objs))
+			for _, o := range objs {
+				svcs = append(svcs, headless(o))
+			}
+			w.index.replaceServices(multicluster, svcs)
+		},
+	}
+}
+
+// sliceStore feeds the EndpointSlices of one watch to the index, and records
+// how long each live change took to reach it.
+func (w *watcher) sliceStore(name string, multicluster bool, source uint8) *store {
+	wanted := func(obj any) *endpointSlice {
+		s := obj.(*endpointSlice)
+		if !w.wanted(s.namespace) {
+			s.service = "" // not kept
+		}
+		return s
+	}
+	return &store{
+		name:      name,
+		transform: sliceTransform(w.opts.transform, multicluster),
+		apply: func(obj any, live bool) {
+			if s := wanted(obj); w.index.setSlice(multicluster, source, s) && live {
+				observeLatency(s)
+			}
+		},
+		remove: func(obj any) {
+			if s := obj.(*endpointSlice); w.index.removeSlice(multicluster, s) {
+				observeLatency(s)
+			}
+		},
+		replace: func(objs []any) {
+			ess := make([]*endpointSlice, 0, len(objs))
+			for _, o := range objs {
+				ess = append(ess, wanted(o))
+			}
+			w.index.replaceSlices(multicluster, source, ess)
+		},
+	}
+}
+
+// namespaceStore feeds the namespaces that match namespace_labels.
+func (w *watcher) namespaceStore() *store {
+	return &store{
+		name:      "Namespaces",
+		transform: toNamespace,
+		apply:     func(obj any, _ bool) { w.index.setNamespace(obj.(*namespace).name, true) },
+		remove:    func(obj any) { w.index.setNamespace(obj.(*namespace).name, false) },
+		replace: func(objs []any) {
+			names := make([]string, 0, len(objs))
+			for _, o := range objs {
+				names = append(names, o.(*namespace).name)
+			}
+			w.index.replaceNamespaces(names)
+		},
+	}
 }
 
 func must[T any](v *T, err error) T {
@@ -216,17 +221,23 @@ func (w *watcher) add(st *store, example runtime.Object, field string, lw cache.
 	}))
 }
 
+// api is what a typed client of client-go offers for one resource.
+type api[L runtime.Object] interface {
+	List(context.Context, meta.ListOptions) (L, error)
+	Watch(context.Context, meta.ListOptions) (watch.Interface, error)
+}
+
 // listWatch lists and watches with selector, with watch-list semantics where
 // the client supports them.
-func listWatch(client kubernetes.Interface, list cache.ListWithContextFunc, watchFn cache.WatchFuncWithContext, selector string) cache.ListerWatcher {
+func listWatch[L runtime.Object](client kubernetes.Interface, a api[L], selector string) cache.ListerWatcher {
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o meta.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
-			return list(ctx, o)
+			return a.List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o meta.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = selector
-			return watchFn(ctx, o)
+			return a.Watch(ctx, o)
 		},
 	}, client)
 }
