@@ -66,11 +66,11 @@ type result struct {
 	rcode         int
 	answer, extra []dns.RR
 	truncated     bool
-	// ours is set for a name under a headless service the plugin knows, and
-	// for the address of one of its endpoints: the plugin has the whole
-	// answer. Other names pass to the next plugin with fallthrough; alone,
-	// the plugin answers them as the kubernetes plugin would, as far as it
-	// knows.
+	// ours is set for a name under a headless service the plugin knows,
+	// and with stable_ptr for the address of one of its endpoints: the
+	// plugin has the whole answer. Other names pass to the next plugin with
+	// fallthrough; alone, the plugin answers them as the kubernetes plugin
+	// would, as far as it knows.
 	ours bool
 }
 
@@ -156,8 +156,11 @@ func (h *Headless) reverse(state request.Request) result {
 	if multicluster && len(h.multiclusterZones) > 0 {
 		zone = h.multiclusterZones[0]
 	}
+	// The plugin does not know the addresses of services that are not
+	// headless: unless stable_ptr asks for the stable names alone, the next
+	// plugin, which knows every service, has the whole answer.
 	if rrs := h.ptr(state.QName(), refs, zone); len(rrs) > 0 {
-		return result{rcode: dns.RcodeSuccess, answer: rrs, ours: true}
+		return result{rcode: dns.RcodeSuccess, answer: rrs, ours: h.stablePTR}
 	}
 	return result{rcode: dns.RcodeNameError}
 }

@@ -72,6 +72,10 @@ func TestStablePTR(t *testing.T) {
 		{Qname: "7.7.244.10.in-addr.arpa.", Qtype: dns.TypePTR, Rcode: dns.RcodeNameError},
 	})
 
+	// Without the option, in front of another plugin, the PTR is the next
+	// plugin's, which knows the other services; alone, all names it knows.
+	h, _ = newTestHeadless(t, "headless cluster.local in-addr.arpa {\n fallthrough\n}", objs...)
+	runCases(t, h, []test.Case{{Qname: "10.1.244.10.in-addr.arpa.", Qtype: dns.TypePTR, Rcode: dns.RcodeNameError}})
 	h, _ = newTestHeadless(t, "headless cluster.local in-addr.arpa", objs...)
 	runCases(t, h, []test.Case{
 		{Qname: "10.1.244.10.in-addr.arpa.", Qtype: dns.TypePTR, Answer: []dns.RR{
