@@ -65,3 +65,9 @@ func writeKubeconfig(path, server, user, token string) error {
 	s := fmt.Sprintf(kubeconfigTemplate, server, user, token, user)
 	return os.WriteFile(path, []byte(s), 0o600)
 }
+
+// WriteKubeconfig writes to path an admin kubeconfig of the cluster whose
+// server is server, such as a proxy in front of the API server.
+func (c *Cluster) WriteKubeconfig(path, server string) error {
+	return writeKubeconfig(path, server, "admin", c.Token)
+}
