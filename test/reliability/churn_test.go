@@ -36,7 +36,11 @@ const (
 	// churnQueriers send queries, together at most churnQPS a second.
 	churnQueriers = 8
 	churnQPS      = 2000
-	churnNS       = "churn"
+	// inProcessQueriers query the plugin that runs in the test process, at
+	// most inProcessQPS a second: under the race detector it is slow.
+	inProcessQueriers = 2
+	inProcessQPS      = 400
+	churnNS           = "churn"
 )
 
 // churnService is one service that churns: endpoint j is host h-j with
@@ -319,13 +323,20 @@ func (st *loadStats) fail(msg string) {
 	}
 }
 
+// churnTarget is a server the load generator queries.
+type churnTarget struct {
+	name, addr    string
+	queriers, qps int
+	st            loadStats
+}
+
 // generateLoad queries A and SRV of the churning services over UDP, and one
-// time in ten the PTR of one of their endpoints, at most churnQPS a second in
-// all, until stop is closed.
-func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	interval := time.Second * churnQueriers / churnQPS
-	for q := range churnQueriers {
+// time in ten the PTR of one of their endpoints, with tg.queriers at most
+// tg.qps a second in all, until stop is closed; wg waits for the queriers.
+func generateLoad(wg *sync.WaitGroup, tg *churnTarget, stop <-chan struct{}) {
+	addr, st := tg.addr, &tg.st
+	interval := time.Second * time.Duration(tg.queriers) / time.Duration(tg.qps)
+	for q := range tg.queriers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -374,7 +385,6 @@ func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGr
 			}
 		}()
 	}
-	return &wg
 }
 
 // TestChurnUnderLoad updates the EndpointSlices of 20 headless services
@@ -385,7 +395,10 @@ func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGr
 // DNS must answer the final state, exactly as the kubernetes plugin does, and
 // the process must not have grown much.
 //
-// It needs /proc for the process's memory: on Linux only.
+// The same plugin also runs in the test process, queried the same way, so
+// that under -race (make test) the race detector sees its informers and
+// ServeDNS run at once against a real API server. The test needs /proc for
+// the memory of the CoreDNS process: on Linux only.
 func TestChurnUnderLoad(t *testing.T) {
 	t.Parallel()
 	_, err := testkit.RSS(os.Getpid())
@@ -447,12 +460,28 @@ func TestChurnUnderLoad(t *testing.T) {
 		}
 		return kb
 	}
-	testkit.Eventually(t, 30*time.Second, "the initial state in DNS", converged(s.addr))
+	// The same plugin in this process too: under -race, the race detector
+	// sees every access its informers and its ServeDNS make.
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := testkit.Block{Port: port, Headless: true, Kubeconfig: shared.cluster.Kubeconfig, StartupTimeout: "10s"}
+	startInProcess(t, in.String())
+	targets := []*churnTarget{
+		{name: "coredns", addr: s.addr, queriers: churnQueriers, qps: churnQPS},
+		{name: "in process", addr: in.Addr(), queriers: inProcessQueriers, qps: inProcessQPS},
+	}
+	for _, tg := range targets {
+		testkit.Eventually(t, 30*time.Second, "the initial state in DNS "+tg.name, converged(tg.addr))
+	}
 	rssBefore := rss()
 
 	stop := make(chan struct{})
-	var st loadStats
-	load := generateLoad(s.addr, stop, &st)
+	var load sync.WaitGroup
+	for _, tg := range targets {
+		generateLoad(&load, tg, stop)
+	}
 	var writes, writeErrors atomic.Int64
 	var firstWriteError atomic.Value
 	var writers sync.WaitGroup
@@ -490,21 +519,28 @@ func TestChurnUnderLoad(t *testing.T) {
 	elapsed := time.Since(begin)
 	s.alive(t)
 
-	t.Logf("%v: %d slice writes (%.0f/s, %d failed), %d queries (%.0f/s), %d lost, %d bad",
-		elapsed.Round(time.Millisecond), writes.Load(), float64(writes.Load())/elapsed.Seconds(), writeErrors.Load(),
-		st.queries.Load(), float64(st.queries.Load())/elapsed.Seconds(), st.lost.Load(), st.bad.Load())
+	t.Logf("%v: %d slice writes (%.0f/s, %d failed)",
+		elapsed.Round(time.Millisecond), writes.Load(), float64(writes.Load())/elapsed.Seconds(), writeErrors.Load())
 	if e := firstWriteError.Load(); e != nil {
 		t.Logf("first failed write: %s", e)
 	}
-	for _, f := range st.failures {
-		t.Errorf("bad answer: %s", f)
+	for _, tg := range targets {
+		st := &tg.st
+		t.Logf("%s: %d queries (%.0f/s), %d lost, %d bad",
+			tg.name, st.queries.Load(), float64(st.queries.Load())/elapsed.Seconds(), st.lost.Load(), st.bad.Load())
+		for _, f := range st.failures {
+			t.Errorf("bad answer %s: %s", tg.name, f)
+		}
+		if st.queries.Load() == 0 {
+			t.Fatalf("%s: no queries", tg.name)
+		}
+		// A lost datagram is the machine's, not an answer; many mean trouble.
+		if lost := st.lost.Load(); lost*100 > st.queries.Load() {
+			t.Errorf("%s: %d of %d queries got no answer", tg.name, lost, st.queries.Load())
+		}
 	}
-	if st.queries.Load() == 0 || writes.Load() == 0 {
-		t.Fatalf("%d queries, %d writes", st.queries.Load(), writes.Load())
-	}
-	// A lost datagram is the machine's, not an answer; many mean trouble.
-	if lost := st.lost.Load(); lost*100 > st.queries.Load() {
-		t.Errorf("%d of %d queries got no answer", lost, st.queries.Load())
+	if writes.Load() == 0 {
+		t.Fatal("no writes")
 	}
 	if writeErrors.Load()*10 > writes.Load() {
 		t.Errorf("%d of %d writes failed", writeErrors.Load(), writes.Load())
@@ -514,21 +550,23 @@ func TestChurnUnderLoad(t *testing.T) {
 	for _, cs := range svcs {
 		cs.resync(ctx, t, client)
 	}
-	testkit.Eventually(t, 30*time.Second, "the final state in DNS", converged(s.addr))
+	for _, tg := range targets {
+		testkit.Eventually(t, 30*time.Second, "the final state in DNS "+tg.name, converged(tg.addr))
+	}
 	time.Sleep(10 * time.Second)
 	rssAfter := rss()
 	t.Logf("RSS %d MiB before the churn, %d MiB 10s after", rssBefore/1024, rssAfter/1024)
 	if rssAfter > 2*rssBefore+50*1024 {
 		t.Errorf("RSS grew from %d KiB to %d KiB", rssBefore, rssAfter)
 	}
-	compareWithKubernetes(t, s, svcs, converged)
+	compareWithKubernetes(t, targets, svcs, converged)
 }
 
 // compareWithKubernetes starts the kubernetes plugin on the objects the
-// churn left, and checks that the server answers every name of the services
+// churn left, and checks that the targets answer every name of the services
 // as it does, SRV weights included: ground truth that shares no code with
 // the plugin.
-func compareWithKubernetes(t *testing.T, s *server, svcs []*churnService, converged func(string) func() (bool, string)) {
+func compareWithKubernetes(t *testing.T, targets []*churnTarget, svcs []*churnService, converged func(string) func() (bool, string)) {
 	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -548,13 +586,15 @@ func compareWithKubernetes(t *testing.T, s *server, svcs []*churnService, conver
 			{reverse(t, churnAddr(cs.i, 0)), dns.TypePTR}, {reverse(t, churnAddr(cs.i, churnMaxEndpoints-1)), dns.TypePTR},
 		} {
 			want := answerKey(testkit.Query(t, "udp", b.Addr(), q.name, q.qtype))
-			got := answerKey(testkit.Query(t, "udp", s.addr, q.name, q.qtype))
-			if got == want {
-				same++
-			} else {
-				t.Errorf("%s: headless answers\n%s\nthe kubernetes plugin\n%s", q, got, want)
+			for _, tg := range targets {
+				got := answerKey(testkit.Query(t, "udp", tg.addr, q.name, q.qtype))
+				if got == want {
+					same++
+				} else {
+					t.Errorf("%s: headless (%s) answers\n%s\nthe kubernetes plugin\n%s", q, tg.name, got, want)
+				}
+				compared++
 			}
-			compared++
 		}
 	}
 	t.Logf("the final state: %d of %d answers the same as the kubernetes plugin's", same, compared)
