@@ -118,12 +118,7 @@ func (p *Process) Tail(n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	return lastLines(string(bytes.TrimRight(b, "\n")), n)
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	lines := strings.Split(string(bytes.TrimRight(b, "\n")), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
