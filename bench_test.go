@@ -9,7 +9,7 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -21,7 +21,7 @@ import (
 // reference controller of reference_test.go). Run it with
 // `go test -run=^$ -bench=ServeDNS -benchmem .`.
 func BenchmarkServeDNS(b *testing.B) {
-	objs := fixtures.Consul("default")
+	objs := testkit.Consul("default")
 	objs.Add(benchService("bench", "web", 10))
 	all := withNamespaces(labelled(objects(objs)))
 	h, _ := newTestHeadless(b, "headless cluster.local in-addr.arpa", all...)
@@ -82,15 +82,15 @@ func BenchmarkIndexUpdate(b *testing.B) {
 }
 
 // benchService is a headless service with n endpoints and two ports.
-func benchService(namespace, name string, n int) fixtures.Objects {
+func benchService(namespace, name string, n int) testkit.Objects {
 	var eps []discovery.Endpoint
 	for i := range n {
-		eps = append(eps, fixtures.Endpoint(netip.AddrFrom4([4]byte{10, byte(20 + i>>16), byte(i >> 8), byte(i)}).String(), fmt.Sprintf("%s-%d", name, i)))
+		eps = append(eps, testkit.Endpoint(netip.AddrFrom4([4]byte{10, byte(20 + i>>16), byte(i >> 8), byte(i)}).String(), fmt.Sprintf("%s-%d", name, i)))
 	}
-	ports := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
-	return fixtures.Objects{
-		Services: []*core.Service{fixtures.Headless(namespace, name)},
-		Slices:   []*discovery.EndpointSlice{fixtures.Slice(namespace, name, name+"-1", discovery.AddressTypeIPv4, ports, eps...)},
+	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+	return testkit.Objects{
+		Services: []*core.Service{testkit.Headless(namespace, name)},
+		Slices:   []*discovery.EndpointSlice{testkit.Slice(namespace, name, name+"-1", discovery.AddressTypeIPv4, ports, eps...)},
 	}
 }
 

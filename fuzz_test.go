@@ -8,7 +8,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -22,20 +22,20 @@ import (
 // shares an address with a headless one.
 func fuzzObjects() []runtime.Object {
 	tcp := core.ProtocolTCP
-	web := []discovery.EndpointPort{fixtures.Port("http", 80, tcp), fixtures.Port("", 81, tcp), fixtures.Port("sctp", 82, core.ProtocolSCTP)}
-	frontend := fixtures.ClusterIP("conf", "frontend", fixtures.ServicePort("http", 80, tcp))
+	web := []discovery.EndpointPort{testkit.Port("http", 80, tcp), testkit.Port("", 81, tcp), testkit.Port("sctp", 82, core.ProtocolSCTP)}
+	frontend := testkit.ClusterIP("conf", "frontend", testkit.ServicePort("http", 80, tcp))
 	frontend.Spec.ClusterIP, frontend.Spec.ClusterIPs = "10.96.0.10", []string{"10.96.0.10"}
-	o := fixtures.Consul("default")
-	o.Add(fixtures.Objects{
-		Services: []*core.Service{fixtures.Headless("conf", "dual"), fixtures.Headless("conf", "bare"), frontend},
+	o := testkit.Consul("default")
+	o.Add(testkit.Objects{
+		Services: []*core.Service{testkit.Headless("conf", "dual"), testkit.Headless("conf", "bare"), frontend},
 		Slices: []*discovery.EndpointSlice{
-			fixtures.Slice("conf", "dual", "dual-4", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.1.0.1", "web-0"), fixtures.Endpoint("10.1.0.2", ""), fixtures.Ready(fixtures.Endpoint("10.1.0.3", "web-2"), false)),
-			fixtures.Slice("conf", "dual", "dual-6", discovery.AddressTypeIPv6, web,
-				fixtures.Endpoint("fd00::1", "web-0"), fixtures.Endpoint("fd00::", "")),
-			fixtures.Slice("conf", "bare", "bare-1", discovery.AddressTypeIPv4, nil, fixtures.Pod(fixtures.Endpoint("10.1.0.1", ""), "bare-pod")),
-			fixtures.Slice("conf", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.1.0.2", "")),
-			fixtures.Slice("conf", "", "orphan", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.1.0.9", "o")),
+			testkit.Slice("conf", "dual", "dual-4", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.1.0.1", "web-0"), testkit.Endpoint("10.1.0.2", ""), testkit.Ready(testkit.Endpoint("10.1.0.3", "web-2"), false)),
+			testkit.Slice("conf", "dual", "dual-6", discovery.AddressTypeIPv6, web,
+				testkit.Endpoint("fd00::1", "web-0"), testkit.Endpoint("fd00::", "")),
+			testkit.Slice("conf", "bare", "bare-1", discovery.AddressTypeIPv4, nil, testkit.Pod(testkit.Endpoint("10.1.0.1", ""), "bare-pod")),
+			testkit.Slice("conf", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], testkit.Endpoint("10.1.0.2", "")),
+			testkit.Slice("conf", "", "orphan", discovery.AddressTypeIPv4, web[:1], testkit.Endpoint("10.1.0.9", "o")),
 		},
 	})
 	return objects(o)

@@ -8,7 +8,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -72,32 +72,32 @@ func TestServeDNSSeed(t *testing.T) {
 }
 
 func TestServeDNSRules(t *testing.T) {
-	ports := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), fixtures.Port("dns", 53, core.ProtocolUDP)}
-	dual := sliceOf("ns", "dual", "dual-v6", ports, fixtures.Endpoint("fd00::1", "web-0"), fixtures.Endpoint("fd00::2", ""))
+	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("dns", 53, core.ProtocolUDP)}
+	dual := sliceOf("ns", "dual", "dual-v6", ports, testkit.Endpoint("fd00::1", "web-0"), testkit.Endpoint("fd00::2", ""))
 	dual.AddressType = discovery.AddressTypeIPv6
 	objs := []runtime.Object{
-		fixtures.Headless("ns", "dual"),
-		sliceOf("ns", "dual", "dual-v4", ports, fixtures.Endpoint("10.0.0.1", "web-0"), fixtures.Endpoint("10.0.0.2", "")),
+		testkit.Headless("ns", "dual"),
+		sliceOf("ns", "dual", "dual-v4", ports, testkit.Endpoint("10.0.0.1", "web-0"), testkit.Endpoint("10.0.0.2", "")),
 		dual,
-		fixtures.Headless("ns", "ready"),
+		testkit.Headless("ns", "ready"),
 		sliceOf("ns", "ready", "ready-a", nil,
-			fixtures.Ready(fixtures.Endpoint("10.0.1.1", ""), true),
-			fixtures.Ready(fixtures.Endpoint("10.0.1.2", ""), false),
-			fixtures.Endpoint("10.0.1.3", ""), // ready unset counts as ready
+			testkit.Ready(testkit.Endpoint("10.0.1.1", ""), true),
+			testkit.Ready(testkit.Endpoint("10.0.1.2", ""), false),
+			testkit.Endpoint("10.0.1.3", ""), // ready unset counts as ready
 		),
-		fixtures.Headless("ns", "empty"),
-		sliceOf("ns", "empty", "empty-a", ports, fixtures.Ready(fixtures.Endpoint("10.0.2.1", ""), false)),
-		fixtures.Headless("ns", "overlap"),
-		sliceOf("ns", "overlap", "overlap-a", ports[:1], fixtures.Endpoint("10.0.3.1", "db-0"), fixtures.Endpoint("10.0.3.2", "db-1")),
-		sliceOf("ns", "overlap", "overlap-b", ports[:1], fixtures.Endpoint("10.0.3.2", "db-1"), fixtures.Endpoint("10.0.3.3", "db-2")),
-		fixtures.Headless("ns", "unnamed"),
-		sliceOf("ns", "unnamed", "unnamed-a", []discovery.EndpointPort{fixtures.Port("", 9000, core.ProtocolTCP)}, fixtures.Endpoint("10.0.4.1", "")),
+		testkit.Headless("ns", "empty"),
+		sliceOf("ns", "empty", "empty-a", ports, testkit.Ready(testkit.Endpoint("10.0.2.1", ""), false)),
+		testkit.Headless("ns", "overlap"),
+		sliceOf("ns", "overlap", "overlap-a", ports[:1], testkit.Endpoint("10.0.3.1", "db-0"), testkit.Endpoint("10.0.3.2", "db-1")),
+		sliceOf("ns", "overlap", "overlap-b", ports[:1], testkit.Endpoint("10.0.3.2", "db-1"), testkit.Endpoint("10.0.3.3", "db-2")),
+		testkit.Headless("ns", "unnamed"),
+		sliceOf("ns", "unnamed", "unnamed-a", []discovery.EndpointPort{testkit.Port("", 9000, core.ProtocolTCP)}, testkit.Endpoint("10.0.4.1", "")),
 		clusterIPService("ns", "web", "10.96.0.10"),
-		sliceOf("ns", "web", "web-a", ports, fixtures.Endpoint("10.0.5.1", "")),
-		fixtures.Headless("ns", "pods"),
-		sliceOf("ns", "pods", "pods-a", ports[:1], fixtures.Pod(fixtures.Endpoint("10.0.6.1", ""), "pods-7f9c")),
-		fixtures.Headless("ns", "six"),
-		sliceOf("ns", "six", "six-a", nil, fixtures.Endpoint("fd00:1::", "")),
+		sliceOf("ns", "web", "web-a", ports, testkit.Endpoint("10.0.5.1", "")),
+		testkit.Headless("ns", "pods"),
+		sliceOf("ns", "pods", "pods-a", ports[:1], testkit.Pod(testkit.Endpoint("10.0.6.1", ""), "pods-7f9c")),
+		testkit.Headless("ns", "six"),
+		sliceOf("ns", "six", "six-a", nil, testkit.Endpoint("fd00:1::", "")),
 	}
 	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa ip6.arpa", objs...)
 	nx := func(name string, qtype uint16) test.Case {
@@ -224,10 +224,10 @@ func TestServeDNSRules(t *testing.T) {
 
 func TestServeDNSEndpointPodNames(t *testing.T) {
 	objs := []runtime.Object{
-		fixtures.Headless("ns", "pods"),
+		testkit.Headless("ns", "pods"),
 		sliceOf("ns", "pods", "pods-a", nil,
-			fixtures.Pod(fixtures.Endpoint("10.0.6.1", ""), "pods-7f9c"),
-			fixtures.Pod(fixtures.Endpoint("10.0.6.2", "named"), "pods-8abc"),
+			testkit.Pod(testkit.Endpoint("10.0.6.1", ""), "pods-7f9c"),
+			testkit.Pod(testkit.Endpoint("10.0.6.2", "named"), "pods-8abc"),
 		),
 	}
 	h, _ := newTestHeadless(t, "headless cluster.local {\n endpoint_pod_names\n}", objs...)
@@ -269,8 +269,8 @@ func TestServeDNSTTL(t *testing.T) {
 }
 
 func TestServeDNSNamespaces(t *testing.T) {
-	objs := append(consul(), fixtures.Headless("other", "db"),
-		sliceOf("other", "db", "db-a", nil, fixtures.Endpoint("10.1.0.1", "")))
+	objs := append(consul(), testkit.Headless("other", "db"),
+		sliceOf("other", "db", "db-a", nil, testkit.Endpoint("10.1.0.1", "")))
 	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa {\n namespaces default\n}", objs...)
 	runCases(t, h, []test.Case{
 		{Qname: "consul-server-0.consul-server.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: []dns.RR{
@@ -314,13 +314,13 @@ func TestServeDNSUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Endpoints = append(s.Endpoints, fixtures.Endpoint("10.244.4.13", "consul-server-3"))
+	s.Endpoints = append(s.Endpoints, testkit.Endpoint("10.244.4.13", "consul-server-3"))
 	if _, err := slices.Update(ctx, s, updateOptions); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a fourth address", func() bool { return answers() == 4 })
 
-	s.Endpoints[0] = fixtures.Ready(s.Endpoints[0], false)
+	s.Endpoints[0] = testkit.Ready(s.Endpoints[0], false)
 	if _, err := slices.Update(ctx, s, updateOptions); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestServeDNSUpdates(t *testing.T) {
 	}
 	eventually(t, "NXDOMAIN once the slice is gone", func() bool { return answers() == -1 })
 
-	if _, err := slices.Create(ctx, headlessSlice("default", "consul-server", "again", nil, fixtures.Endpoint("10.0.0.9", "")), createOptions); err != nil {
+	if _, err := slices.Create(ctx, headlessSlice("default", "consul-server", "again", nil, testkit.Endpoint("10.0.0.9", "")), createOptions); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a new slice", func() bool { return answers() == 1 })

@@ -10,7 +10,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -130,7 +130,7 @@ func reverse(ip string) string {
 }
 
 // objects returns the Services and EndpointSlices of o for a fake clientset.
-func objects(o fixtures.Objects) []runtime.Object {
+func objects(o testkit.Objects) []runtime.Object {
 	var objs []runtime.Object
 	for _, s := range o.Services {
 		objs = append(objs, s)
@@ -144,7 +144,7 @@ func objects(o fixtures.Objects) []runtime.Object {
 // labelled returns objs with the EndpointSlices of their headless Services
 // labelled as the EndpointSlice controller labels them.
 func labelled(objs []runtime.Object) []runtime.Object {
-	var o fixtures.Objects
+	var o testkit.Objects
 	var rest []runtime.Object
 	for _, obj := range objs {
 		switch x := obj.(type) {
@@ -156,30 +156,30 @@ func labelled(objs []runtime.Object) []runtime.Object {
 			rest = append(rest, obj)
 		}
 	}
-	return append(objects(fixtures.Labelled(o)), rest...)
+	return append(objects(testkit.Labelled(o)), rest...)
 }
 
 // consul returns the seed scenario: the consul-server StatefulSet's headless
 // service with its eight ports and three pods.
-func consul() []runtime.Object { return objects(fixtures.Consul("default")) }
+func consul() []runtime.Object { return objects(testkit.Consul("default")) }
 
 // clusterIPService is a ClusterIP service with its address, which the fake
 // clientset does not allocate.
 func clusterIPService(namespace, name, ip string) *core.Service {
-	s := fixtures.ClusterIP(namespace, name, fixtures.ServicePort("http", 80, core.ProtocolTCP))
+	s := testkit.ClusterIP(namespace, name, testkit.ServicePort("http", 80, core.ProtocolTCP))
 	s.Spec.ClusterIP, s.Spec.ClusterIPs = ip, []string{ip}
 	return s
 }
 
 // sliceOf is an IPv4 EndpointSlice of service.
 func sliceOf(namespace, service, name string, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-	return fixtures.Slice(namespace, service, name, discovery.AddressTypeIPv4, ports, eps...)
+	return testkit.Slice(namespace, service, name, discovery.AddressTypeIPv4, ports, eps...)
 }
 
 // headlessSlice is sliceOf with the label the EndpointSlice controller puts
 // on the slices of a headless service.
 func headlessSlice(namespace, service, name string, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-	return fixtures.HeadlessLabel(sliceOf(namespace, service, name, ports, eps...))
+	return testkit.HeadlessLabel(sliceOf(namespace, service, name, ports, eps...))
 }
 
 func TestName(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	dto "github.com/prometheus/client_model/go"
 	core "k8s.io/api/core/v1"
@@ -51,7 +51,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: time.Now().Add(-time.Second).Format(time.RFC3339Nano)}
-	s.Endpoints = append(s.Endpoints, fixtures.Endpoint("10.244.4.13", "consul-server-3"))
+	s.Endpoints = append(s.Endpoints, testkit.Endpoint("10.244.4.13", "consul-server-3"))
 	if _, err := slices.Update(ctx, s, updateOptions); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestMetricsOnlyRealChanges(t *testing.T) {
 		}
 	}
 	slice := func(mutate func(*discovery.EndpointSlice)) *discovery.EndpointSlice {
-		s := fixtures.HeadlessLabel(fixtures.Consul("default").Slices[0])
+		s := testkit.HeadlessLabel(testkit.Consul("default").Slices[0])
 		s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: time.Now().Add(-time.Second).Format(time.RFC3339Nano)}
 		mutate(s)
 		return s
@@ -89,7 +89,7 @@ func TestMetricsOnlyRealChanges(t *testing.T) {
 	st.Update(slice(same))
 	st.Update(slice(func(s *discovery.EndpointSlice) { s.Labels["unrelated"] = "x" }))
 	st.Update(slice(func(s *discovery.EndpointSlice) {
-		s.Endpoints = append(s.Endpoints, fixtures.Ready(fixtures.Endpoint("10.244.9.9", "not-ready"), false))
+		s.Endpoints = append(s.Endpoints, testkit.Ready(testkit.Endpoint("10.244.9.9", "not-ready"), false))
 	}))
 	if got := histogramCount(t); got != before {
 		t.Errorf("%d latency samples for changes that change no record, want 0", got-before)

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -20,7 +20,7 @@ func TestToService(t *testing.T) {
 		name     string
 		headless bool
 	}{
-		{fixtures.Headless("ns", "h"), "h", true},
+		{testkit.Headless("ns", "h"), "h", true},
 		{clusterIPService("ns", "c", "10.96.0.1"), "c", false},
 		{external, "x", false},
 		{&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "i"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless}}, "i", true},
@@ -40,19 +40,19 @@ func TestToService(t *testing.T) {
 func TestToEndpointSlice(t *testing.T) {
 	bad := "not a label"
 	serving, terminating := true, true
-	leaving := fixtures.Ready(fixtures.Endpoint("10.0.0.7", "web-7"), false)
+	leaving := testkit.Ready(testkit.Endpoint("10.0.0.7", "web-7"), false)
 	leaving.Conditions.Serving, leaving.Conditions.Terminating = &serving, &terminating
 	zone := "US-East-1a"
-	zoned := fixtures.Endpoint("10.0.0.8", "web-8")
+	zoned := testkit.Endpoint("10.0.0.8", "web-8")
 	zoned.Zone = &zone
-	s := sliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), {}},
-		fixtures.Endpoint("10.0.0.1", "web-0"),
-		fixtures.Ready(fixtures.Endpoint("10.0.0.2", "web-1"), false),
-		fixtures.Endpoint("10.0.0.3", ""),
-		fixtures.Pod(fixtures.Endpoint("10.0.0.4", ""), "pod-a"),
-		fixtures.Endpoint("not-an-ip", ""),
-		fixtures.Endpoint("10.0.0.5", bad),
-		fixtures.Pod(fixtures.Endpoint("10.0.0.6", ""), "pod.with.dots"),
+	s := sliceOf("ns", "svc", "svc-a", []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), {}},
+		testkit.Endpoint("10.0.0.1", "web-0"),
+		testkit.Ready(testkit.Endpoint("10.0.0.2", "web-1"), false),
+		testkit.Endpoint("10.0.0.3", ""),
+		testkit.Pod(testkit.Endpoint("10.0.0.4", ""), "pod-a"),
+		testkit.Endpoint("not-an-ip", ""),
+		testkit.Endpoint("10.0.0.5", bad),
+		testkit.Pod(testkit.Endpoint("10.0.0.6", ""), "pod.with.dots"),
 		leaving, zoned,
 	)
 	s.Annotations = map[string]string{core.EndpointsLastChangeTriggerTime: "2026-11-27T12:00:00.5Z"}
@@ -89,7 +89,7 @@ func TestToEndpointSlice(t *testing.T) {
 	if noPorts := toEndpointSlice(sliceOf("ns", "svc", "b", nil), transformOptions{}); !reflect.DeepEqual(noPorts.ports, []slicePort{{port: -1}}) {
 		t.Errorf("a slice without ports has ports %+v, want the -1 sentinel", noPorts.ports)
 	}
-	fqdn := sliceOf("ns", "svc", "c", nil, fixtures.Endpoint("db.example.org", ""))
+	fqdn := sliceOf("ns", "svc", "c", nil, testkit.Endpoint("db.example.org", ""))
 	fqdn.AddressType = discovery.AddressTypeFQDN
 	if got := toEndpointSlice(fqdn, transformOptions{}); len(got.endpoints) != 1 || got.endpoints[0].fqdn != "db.example.org." || got.endpoints[0].host != "db-example-org" {
 		t.Errorf("FQDN slice: %+v", got.endpoints)
@@ -109,12 +109,12 @@ func TestEndpointHostname(t *testing.T) {
 		podNames bool
 		want     string
 	}{
-		{fixtures.Endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
-		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
-		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
-		{fixtures.Pod(fixtures.Endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
-		{fixtures.Endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
-		{fixtures.Endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
+		{testkit.Endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
+		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
+		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
+		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
+		{testkit.Endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
+		{testkit.Endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
 	}
 	for _, tc := range tests {
 		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {

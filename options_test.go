@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/coredns/coredns/plugin/test"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -20,7 +20,7 @@ import (
 // are answered by the plugin even with fallthrough, while other names still
 // pass on.
 func TestNegativeTTL(t *testing.T) {
-	objs := append(consul(), fixtures.Headless("default", "starting"))
+	objs := append(consul(), testkit.Headless("default", "starting"))
 	short := "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 0 7200 1800 86400 5"
 	h, _ := newTestHeadless(t, "headless cluster.local {\n ttl 30\n negative_ttl 5\n fallthrough\n}", objs...)
 	runCases(t, h, []test.Case{
@@ -49,18 +49,18 @@ func TestNegativeTTL(t *testing.T) {
 // stable name in each headless service that gives it a hostname, and only
 // that: not the names of other services, not a name made of its address.
 func TestStablePTR(t *testing.T) {
-	web := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}
+	web := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}
 	objs := append(consul(),
 		// consul-server-0 is also behind a ClusterIP service and a second
 		// headless service without hostname, and a third that names it.
 		clusterIPService("default", "consul-ui", "10.96.0.20"),
-		sliceOf("default", "consul-ui", "consul-ui-1", web, fixtures.Endpoint("10.244.1.10", "")),
-		fixtures.Headless("default", "consul-dns"),
-		sliceOf("default", "consul-dns", "consul-dns-1", web, fixtures.Endpoint("10.244.1.10", "")),
-		fixtures.Headless("default", "consul-peers"),
-		sliceOf("default", "consul-peers", "consul-peers-1", web, fixtures.Endpoint("10.244.1.10", "consul-server-0")),
-		fixtures.Headless("default", "anon"),
-		sliceOf("default", "anon", "anon-1", web, fixtures.Endpoint("10.244.7.7", "")),
+		sliceOf("default", "consul-ui", "consul-ui-1", web, testkit.Endpoint("10.244.1.10", "")),
+		testkit.Headless("default", "consul-dns"),
+		sliceOf("default", "consul-dns", "consul-dns-1", web, testkit.Endpoint("10.244.1.10", "")),
+		testkit.Headless("default", "consul-peers"),
+		sliceOf("default", "consul-peers", "consul-peers-1", web, testkit.Endpoint("10.244.1.10", "consul-server-0")),
+		testkit.Headless("default", "anon"),
+		sliceOf("default", "anon", "anon-1", web, testkit.Endpoint("10.244.7.7", "")),
 	)
 	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa {\n stable_ptr\n fallthrough in-addr.arpa\n}", objs...)
 	runCases(t, h, []test.Case{
@@ -91,17 +91,17 @@ func TestStablePTR(t *testing.T) {
 // that a ready endpoint takes over as soon as there is one.
 func TestTerminatingFallback(t *testing.T) {
 	leaving := func(ip, host string, serving bool) discovery.Endpoint {
-		e := fixtures.Ready(fixtures.Endpoint(ip, host), false)
+		e := testkit.Ready(testkit.Endpoint(ip, host), false)
 		terminating := true
 		e.Conditions.Serving, e.Conditions.Terminating = &serving, &terminating
 		return e
 	}
-	web := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}
+	web := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}
 	objs := []runtime.Object{
-		fixtures.Headless("ns", "draining"),
+		testkit.Headless("ns", "draining"),
 		sliceOf("ns", "draining", "draining-1", web, leaving("10.0.0.1", "db-0", true), leaving("10.0.0.2", "db-1", false)),
-		fixtures.Headless("ns", "rolling"),
-		sliceOf("ns", "rolling", "rolling-1", web, leaving("10.0.1.1", "db-0", true), fixtures.Endpoint("10.0.1.2", "db-1")),
+		testkit.Headless("ns", "rolling"),
+		sliceOf("ns", "rolling", "rolling-1", web, leaving("10.0.1.1", "db-0", true), testkit.Endpoint("10.0.1.2", "db-1")),
 	}
 	h, _ := newTestHeadless(t, "headless cluster.local {\n terminating_fallback\n}", objs...)
 	runCases(t, h, []test.Case{

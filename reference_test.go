@@ -11,7 +11,7 @@ import (
 
 	"github.com/coredns/coredns/plugin/kubernetes"
 	"github.com/coredns/coredns/plugin/kubernetes/object"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -225,61 +225,61 @@ func serveReference(t testing.TB, k *kubernetes.Kubernetes, m *dns.Msg) *dns.Msg
 // and a service of 40 endpoints in one slice, not in hostname order.
 func referenceObjects() []runtime.Object {
 	tcp, udp := core.ProtocolTCP, core.ProtocolUDP
-	web := []discovery.EndpointPort{fixtures.Port("http", 80, tcp), fixtures.Port("metrics", 9090, tcp)}
+	web := []discovery.EndpointPort{testkit.Port("http", 80, tcp), testkit.Port("metrics", 9090, tcp)}
 	zoned := func(e discovery.Endpoint, zone string) discovery.Endpoint { e.Zone = &zone; return e }
-	o := fixtures.Consul("ref")
-	selectorless := fixtures.Headless("ref", "external")
+	o := testkit.Consul("ref")
+	selectorless := testkit.Headless("ref", "external")
 	selectorless.Spec.Selector = nil
-	manual := fixtures.Slice("ref", "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("pg", 5432, tcp)},
-		fixtures.Endpoint("192.0.2.10", "db-a"), fixtures.Endpoint("192.0.2.11", ""))
+	manual := testkit.Slice("ref", "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
+		testkit.Endpoint("192.0.2.10", "db-a"), testkit.Endpoint("192.0.2.11", ""))
 	manual.Labels[discovery.LabelManagedBy] = "operator.example.com"
-	fqdn := fixtures.Slice("ref", "mixed", "mixed-fqdn", discovery.AddressTypeFQDN, web[:1], fixtures.Endpoint("db.example.org", "ext"))
+	fqdn := testkit.Slice("ref", "mixed", "mixed-fqdn", discovery.AddressTypeFQDN, web[:1], testkit.Endpoint("db.example.org", "ext"))
 	var many []discovery.Endpoint
 	for i := range 40 {
-		many = append(many, fixtures.Endpoint(fmt.Sprintf("10.20.0.%d", 40-i), fmt.Sprintf("m-%02d", (i*7)%40)))
+		many = append(many, testkit.Endpoint(fmt.Sprintf("10.20.0.%d", 40-i), fmt.Sprintf("m-%02d", (i*7)%40)))
 	}
-	o.Add(fixtures.Objects{
+	o.Add(testkit.Objects{
 		Services: []*core.Service{
-			fixtures.Headless("ref", "dual"), fixtures.Headless("ref", "nohost"), fixtures.Headless("ref", "ready"),
-			fixtures.Headless("ref", "overlap"), fixtures.Headless("ref", "empty"), selectorless,
-			fixtures.Headless("ref", "unnamed"), fixtures.Headless("ref", "dns"), fixtures.Headless("ref", "noports"),
-			fixtures.Headless("ref", "zoned"), fixtures.Headless("ref", "mixed"), fixtures.Headless("ref", "many"),
-			fixtures.Headless("ref", "pods"),
+			testkit.Headless("ref", "dual"), testkit.Headless("ref", "nohost"), testkit.Headless("ref", "ready"),
+			testkit.Headless("ref", "overlap"), testkit.Headless("ref", "empty"), selectorless,
+			testkit.Headless("ref", "unnamed"), testkit.Headless("ref", "dns"), testkit.Headless("ref", "noports"),
+			testkit.Headless("ref", "zoned"), testkit.Headless("ref", "mixed"), testkit.Headless("ref", "many"),
+			testkit.Headless("ref", "pods"),
 			clusterIPService("ref", "frontend", "10.96.0.10"),
 		},
 		Slices: []*discovery.EndpointSlice{
-			fixtures.Slice("ref", "dual", "dual-v4", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.1.0.1", "web-0"), fixtures.Endpoint("10.1.0.2", "web-1"), fixtures.Endpoint("10.1.0.3", "")),
-			fixtures.Slice("ref", "dual", "dual-v6", discovery.AddressTypeIPv6, web,
-				fixtures.Endpoint("fd00:10::1", "web-0"), fixtures.Endpoint("fd00:10::2", "web-1"), fixtures.Endpoint("fd00:10::", "")),
-			fixtures.Slice("ref", "nohost", "nohost-1", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.2.0.1", ""), fixtures.Endpoint("10.2.0.2", "")),
-			fixtures.Slice("ref", "ready", "ready-1", discovery.AddressTypeIPv4, web,
-				fixtures.Ready(fixtures.Endpoint("10.3.0.1", "r-0"), true),
-				fixtures.Ready(fixtures.Endpoint("10.3.0.2", "r-1"), false),
-				fixtures.Endpoint("10.3.0.3", "r-2")),
-			fixtures.Slice("ref", "overlap", "overlap-1", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.4.0.2", "o-1"), fixtures.Endpoint("10.4.0.1", "o-0")),
-			fixtures.Slice("ref", "overlap", "overlap-2", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.4.0.3", "o-2"), fixtures.Endpoint("10.4.0.2", "o-1")),
-			fixtures.Slice("ref", "empty", "empty-1", discovery.AddressTypeIPv4, web,
-				fixtures.Ready(fixtures.Endpoint("10.5.0.1", "e-0"), false)),
+			testkit.Slice("ref", "dual", "dual-v4", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.1.0.1", "web-0"), testkit.Endpoint("10.1.0.2", "web-1"), testkit.Endpoint("10.1.0.3", "")),
+			testkit.Slice("ref", "dual", "dual-v6", discovery.AddressTypeIPv6, web,
+				testkit.Endpoint("fd00:10::1", "web-0"), testkit.Endpoint("fd00:10::2", "web-1"), testkit.Endpoint("fd00:10::", "")),
+			testkit.Slice("ref", "nohost", "nohost-1", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.2.0.1", ""), testkit.Endpoint("10.2.0.2", "")),
+			testkit.Slice("ref", "ready", "ready-1", discovery.AddressTypeIPv4, web,
+				testkit.Ready(testkit.Endpoint("10.3.0.1", "r-0"), true),
+				testkit.Ready(testkit.Endpoint("10.3.0.2", "r-1"), false),
+				testkit.Endpoint("10.3.0.3", "r-2")),
+			testkit.Slice("ref", "overlap", "overlap-1", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.4.0.2", "o-1"), testkit.Endpoint("10.4.0.1", "o-0")),
+			testkit.Slice("ref", "overlap", "overlap-2", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.4.0.3", "o-2"), testkit.Endpoint("10.4.0.2", "o-1")),
+			testkit.Slice("ref", "empty", "empty-1", discovery.AddressTypeIPv4, web,
+				testkit.Ready(testkit.Endpoint("10.5.0.1", "e-0"), false)),
 			manual,
-			fixtures.Slice("ref", "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("", 7000, tcp)},
-				fixtures.Endpoint("10.6.0.1", "u-0")),
-			fixtures.Slice("ref", "dns", "dns-1", discovery.AddressTypeIPv4,
-				[]discovery.EndpointPort{fixtures.Port("dns-udp", 53, udp), fixtures.Port("dns-tcp", 53, tcp), fixtures.Port("admin", 8080, tcp)},
-				fixtures.Endpoint("10.7.0.1", "ns-0"), fixtures.Endpoint("10.7.0.2", "ns-1")),
-			fixtures.Slice("ref", "noports", "noports-1", discovery.AddressTypeIPv4, nil, fixtures.Endpoint("10.8.0.1", "n-0")),
-			fixtures.Slice("ref", "zoned", "zoned-1", discovery.AddressTypeIPv4, web,
-				zoned(fixtures.Endpoint("10.9.0.1", "z-0"), "us-east-1a"), zoned(fixtures.Endpoint("10.9.0.2", "z-1"), "US-East-1b"),
-				zoned(fixtures.Endpoint("10.9.0.3", "z-2"), "corp.example.com"), fixtures.Endpoint("10.9.0.4", "z-3")),
-			fixtures.Slice("ref", "mixed", "mixed-v4", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.10.0.1", "int")),
+			testkit.Slice("ref", "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("", 7000, tcp)},
+				testkit.Endpoint("10.6.0.1", "u-0")),
+			testkit.Slice("ref", "dns", "dns-1", discovery.AddressTypeIPv4,
+				[]discovery.EndpointPort{testkit.Port("dns-udp", 53, udp), testkit.Port("dns-tcp", 53, tcp), testkit.Port("admin", 8080, tcp)},
+				testkit.Endpoint("10.7.0.1", "ns-0"), testkit.Endpoint("10.7.0.2", "ns-1")),
+			testkit.Slice("ref", "noports", "noports-1", discovery.AddressTypeIPv4, nil, testkit.Endpoint("10.8.0.1", "n-0")),
+			testkit.Slice("ref", "zoned", "zoned-1", discovery.AddressTypeIPv4, web,
+				zoned(testkit.Endpoint("10.9.0.1", "z-0"), "us-east-1a"), zoned(testkit.Endpoint("10.9.0.2", "z-1"), "US-East-1b"),
+				zoned(testkit.Endpoint("10.9.0.3", "z-2"), "corp.example.com"), testkit.Endpoint("10.9.0.4", "z-3")),
+			testkit.Slice("ref", "mixed", "mixed-v4", discovery.AddressTypeIPv4, web[:1], testkit.Endpoint("10.10.0.1", "int")),
 			fqdn,
-			fixtures.Slice("ref", "many", "many-1", discovery.AddressTypeIPv4, web[:1], many...),
-			fixtures.Slice("ref", "pods", "pods-1", discovery.AddressTypeIPv4, web[:1],
-				fixtures.Pod(fixtures.Endpoint("10.11.0.1", ""), "pods-7f9c"), fixtures.Pod(fixtures.Endpoint("10.11.0.2", "named"), "pods-8abc")),
-			fixtures.Slice("ref", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], fixtures.Endpoint("10.2.0.1", "")),
+			testkit.Slice("ref", "many", "many-1", discovery.AddressTypeIPv4, web[:1], many...),
+			testkit.Slice("ref", "pods", "pods-1", discovery.AddressTypeIPv4, web[:1],
+				testkit.Pod(testkit.Endpoint("10.11.0.1", ""), "pods-7f9c"), testkit.Pod(testkit.Endpoint("10.11.0.2", "named"), "pods-8abc")),
+			testkit.Slice("ref", "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1], testkit.Endpoint("10.2.0.1", "")),
 		},
 	})
 	objs := labelled(objects(o))
@@ -292,16 +292,16 @@ func referenceObjects() []runtime.Object {
 // a hostname), a ClusterSetIP import, and a headless import without slices.
 func importedObjects() []runtime.Object {
 	tcp := core.ProtocolTCP
-	ports := []discovery.EndpointPort{fixtures.Port("pg", 5432, tcp)}
+	ports := []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)}
 	imported := func(name, service, cluster string, addressType discovery.AddressType, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-		s := fixtures.Slice("ref", service, name, addressType, ports, eps...)
+		s := testkit.Slice("ref", service, name, addressType, ports, eps...)
 		s.Labels[mcs.LabelServiceName] = service
 		s.Labels[mcs.LabelSourceCluster] = cluster
 		s.Labels[discovery.LabelManagedBy] = "mcs-controller.example.com"
 		return s
 	}
 	unlabelled := imported("db-c2-v4", "db", "c2", discovery.AddressTypeIPv4,
-		fixtures.Endpoint("10.32.0.1", "db-0"), fixtures.Ready(fixtures.Endpoint("10.32.0.2", "db-1"), false))
+		testkit.Endpoint("10.32.0.1", "db-0"), testkit.Ready(testkit.Endpoint("10.32.0.2", "db-1"), false))
 	delete(unlabelled.Labels, discovery.LabelServiceName)
 	return []runtime.Object{
 		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "db", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless,
@@ -309,10 +309,10 @@ func importedObjects() []runtime.Object {
 		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "vip", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP,
 			IPs: []string{"10.200.0.1"}, Ports: []mcs.ServicePort{{Name: "http", Port: 80, Protocol: tcp}}}},
 		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "lonely", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless}},
-		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, fixtures.Endpoint("10.31.0.1", "db-0"), fixtures.Endpoint("10.31.0.2", "")),
-		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, fixtures.Endpoint("fd00:31::1", "db-0")),
+		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.0.1", "db-0"), testkit.Endpoint("10.31.0.2", "")),
+		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, testkit.Endpoint("fd00:31::1", "db-0")),
 		unlabelled,
-		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, fixtures.Endpoint("10.31.1.1", "")),
+		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.1.1", "")),
 	}
 }
 

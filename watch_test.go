@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin/test"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -71,11 +71,11 @@ func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
 func TestWatchOnlyHeadless(t *testing.T) {
 	external := &core.Service{Spec: core.ServiceSpec{Type: core.ServiceTypeExternalName, ExternalName: "example.org"}}
 	external.Name, external.Namespace = "ext", "ns"
-	manual := sliceOf("ns", "manual", "manual-1", nil, fixtures.Endpoint("10.0.1.1", "db-0"))
+	manual := sliceOf("ns", "manual", "manual-1", nil, testkit.Endpoint("10.0.1.1", "db-0"))
 	manual.Labels[discovery.LabelManagedBy] = "operator.example.com"
 	h, _ := newTestHeadless(t, "headless cluster.local",
-		clusterIPService("ns", "web", "10.96.0.10"), sliceOf("ns", "web", "web-1", nil, fixtures.Endpoint("10.0.0.1", "")),
-		external, fixtures.Headless("ns", "manual"), manual,
+		clusterIPService("ns", "web", "10.96.0.10"), sliceOf("ns", "web", "web-1", nil, testkit.Endpoint("10.0.0.1", "")),
+		external, testkit.Headless("ns", "manual"), manual,
 	)
 	if _, ok := h.index.cluster.services["web.ns"]; ok {
 		t.Error("the ClusterIP service or its slice reached the index")

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/headlessdns/headless/test/coredns"
+	"github.com/headlessdns/headless/internal/testkit"
 )
 
 // config is the size and length of a run.
@@ -44,7 +44,7 @@ func main() {
 		cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
 	}
 	if cfg.out == "" {
-		root, err := coredns.Root()
+		root, err := testkit.Root()
 		if err != nil {
 			fail(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -13,8 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/coredns"
 
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
@@ -33,18 +32,18 @@ type procResult struct {
 func (b *bench) measureProcesses(ctx context.Context, label string) error {
 	last := fmt.Sprintf("pod-0.%s.%s.svc.cluster.local.", serviceName(b.rep.loaded(label)-1), namespace)
 	for _, kind := range []string{whoami, kubernetesKind, headless} {
-		port, err := coredns.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			return err
 		}
-		pprofPort, err := coredns.FreePort()
+		pprofPort, err := testkit.FreePort()
 		if err != nil {
 			return err
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		addr := testkit.Addr(port)
 		fmt.Fprintf(b.log, "%s: starting %s alone ...\n", label, kind)
 		begin := time.Now()
-		srv, err := coredns.StartPinned(ctx, 0, b.bin, b.corefileBlock(kind, port, pprofPort), 15*time.Minute, addr)
+		srv, err := testkit.StartPinned(ctx, 0, b.bin, b.corefileBlock(kind, port, pprofPort), 15*time.Minute, addr)
 		if err != nil {
 			return err
 		}
@@ -98,20 +97,20 @@ func (b *bench) measureQPS(ctx context.Context) error {
 
 // startAll starts one process with the three listeners, pinned to CPU 0,
 // and waits until both plugins answer for the last service.
-func (b *bench) startAll(ctx context.Context) (*coredns.Server, map[string]int, error) {
+func (b *bench) startAll(ctx context.Context) (*testkit.Server, map[string]int, error) {
 	ports := map[string]int{}
 	var corefile strings.Builder
 	var addrs []string
 	for _, kind := range []string{whoami, kubernetesKind, headless} {
-		port, err := coredns.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
 		ports[kind] = port
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+		addrs = append(addrs, testkit.Addr(port))
 		corefile.WriteString(b.corefileBlock(kind, port, 0))
 	}
-	srv, err := coredns.StartPinned(ctx, 0, b.bin, corefile.String(), 15*time.Minute, addrs...)
+	srv, err := testkit.StartPinned(ctx, 0, b.bin, corefile.String(), 15*time.Minute, addrs...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,7 +187,7 @@ func (b *bench) measureLatency(ctx context.Context, c *cluster.Cluster) error {
 		errs := make(chan error, 2)
 		for _, kind := range []string{kubernetesKind, headless} {
 			go func() {
-				err := waitAnswer(ctx, fmt.Sprintf("127.0.0.1:%d", ports[kind]), name, 30*time.Second)
+				err := waitAnswer(ctx, testkit.Addr(ports[kind]), name, 30*time.Second)
 				if err == nil {
 					b.rep.addLatency(kind, time.Since(acked))
 				}
@@ -257,21 +256,7 @@ func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) 
 			time.Sleep(5 * time.Second)
 		}
 	}
-	rss, err := rssKB(pid)
+	rss, err := testkit.RSS(pid)
 	p.rssKB = rss
 	return p, err
-}
-
-// rssKB reads the resident set size of pid from /proc.
-func rssKB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			return strconv.Atoi(f[1])
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }

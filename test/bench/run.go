@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/coredns"
 )
 
 // The three kinds of listener compared.
@@ -27,7 +27,7 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 			return fmt.Errorf("%s is missing: apt-get install %s", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
 		}
 	}
-	bin, err := coredns.Binary()
+	bin, err := testkit.Binary()
 	if err != nil {
 		return err
 	}
@@ -93,19 +93,11 @@ type bench struct {
 // corefileBlock returns a server block for one listener of kind, with the
 // pprof plugin on pprofPort unless it is 0.
 func (b *bench) corefileBlock(kind string, port, pprofPort int) string {
-	block := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n", port)
-	if pprofPort != 0 {
-		block += fmt.Sprintf("    pprof 127.0.0.1:%d\n", pprofPort)
-	}
-	switch kind {
-	case whoami:
-		block += "    whoami\n"
-	case kubernetesKind:
-		block += fmt.Sprintf("    kubernetes cluster.local in-addr.arpa {\n        kubeconfig %s\n        startup_timeout 5m\n    }\n", b.kubeconfig)
-	case headless:
-		block += fmt.Sprintf("    headless cluster.local in-addr.arpa {\n        kubeconfig %s\n        startup_timeout 5m\n    }\n", b.kubeconfig)
-	}
-	return block + "}\n"
+	return testkit.Block{
+		Port: port, Pprof: pprofPort,
+		Whoami: kind == whoami, Kubernetes: kind == kubernetesKind, Headless: kind == headless,
+		Zones: "cluster.local in-addr.arpa", Kubeconfig: b.kubeconfig, StartupTimeout: "5m",
+	}.String()
 }
 
 func (b *bench) path(name string) string { return filepath.Join(b.dir, name) }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -27,10 +27,10 @@ const (
 
 // load creates the seed objects and services [0, n) of endpoints each.
 func load(ctx context.Context, client kubernetes.Interface, n, endpoints int) error {
-	if err := fixtures.Apply(ctx, client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, client, testkit.Consul("default")); err != nil {
 		return err
 	}
-	if err := fixtures.Apply(ctx, client, benchService("lat", 0, 1)); err != nil {
+	if err := testkit.Apply(ctx, client, benchService("lat", 0, 1)); err != nil {
 		return err
 	}
 	return loadRange(ctx, client, 0, n, endpoints)
@@ -46,7 +46,7 @@ func loadRange(ctx context.Context, client kubernetes.Interface, from, to, endpo
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				if err := fixtures.Apply(ctx, client, benchService(serviceName(i), i*endpoints, endpoints)); err != nil {
+				if err := testkit.Apply(ctx, client, benchService(serviceName(i), i*endpoints, endpoints)); err != nil {
 					errs <- err
 					return
 				}
@@ -73,15 +73,15 @@ func serviceName(i int) string { return fmt.Sprintf("svc-%06d", i) }
 
 // benchService is a headless service with n endpoints, pod-0 ... pod-(n-1),
 // at addresses counted from first, and two ports.
-func benchService(name string, first, n int) fixtures.Objects {
-	ports := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
+func benchService(name string, first, n int) testkit.Objects {
+	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
 	eps := make([]discovery.Endpoint, n)
 	for j := range n {
-		eps[j] = fixtures.Endpoint(benchAddr(first+j).String(), fmt.Sprintf("pod-%d", j))
+		eps[j] = testkit.Endpoint(benchAddr(first+j).String(), fmt.Sprintf("pod-%d", j))
 	}
-	return fixtures.Objects{
-		Services: []*core.Service{fixtures.Headless(namespace, name)},
-		Slices:   []*discovery.EndpointSlice{fixtures.Slice(namespace, name, name+"-x1", discovery.AddressTypeIPv4, ports, eps...)},
+	return testkit.Objects{
+		Services: []*core.Service{testkit.Headless(namespace, name)},
+		Slices:   []*discovery.EndpointSlice{testkit.Slice(namespace, name, name+"-x1", discovery.AddressTypeIPv4, ports, eps...)},
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/headlessdns/headless/internal/testkit"
 )
 
 // StartAPIServer starts kube-apiserver, on the same port and etcd as before,
@@ -26,7 +28,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 func (c *Cluster) StopAPIServer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.apiserver.stop()
+	c.apiserver.Stop()
 }
 
 // startAPIServer starts kube-apiserver and waits until /readyz is ok.
@@ -45,16 +47,18 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 
 // spawnAPIServer starts the kube-apiserver process. It returns nil, nil if it
 // is running already.
-func (c *Cluster) spawnAPIServer() (*process, error) {
+func (c *Cluster) spawnAPIServer() (*testkit.Process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return nil, errors.New("cluster stopped")
 	}
-	if c.apiserver != nil && c.apiserver.exited() == nil {
-		return nil, nil
+	if c.apiserver != nil {
+		if exited, _ := c.apiserver.Exited(); !exited {
+			return nil, nil
+		}
 	}
-	p, err := startProcess("kube-apiserver", c.apiserverBin, c.path("kube-apiserver.log"), c.apiserverArgs())
+	p, err := c.startProcess("kube-apiserver", c.apiserverBin, c.apiserverArgs())
 	if err != nil {
 		return nil, err
 	}

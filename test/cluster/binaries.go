@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"syscall"
 )
 
 // tool is a control-plane binary and the package of the tools module it is
@@ -85,22 +84,6 @@ func binDir() (string, error) {
 	}
 	dir := filepath.Join(base, "bin")
 	return dir, os.MkdirAll(dir, 0o755)
-}
-
-// lock takes an exclusive flock on path, waiting for other holders.
-func lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // ensure builds t into dir unless it is there already.

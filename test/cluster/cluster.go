@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
+
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -69,14 +71,17 @@ type Cluster struct {
 	port                  int // of the API server
 
 	mu        sync.Mutex
-	etcd      *process
-	apiserver *process
+	etcd      *testkit.Process
+	apiserver *testkit.Process
 	stopped   bool
 }
 
 // Start starts etcd and kube-apiserver, building them first if needed (see
 // Binaries), and returns once the API server is ready. Call Stop when done.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if err := testkit.Supported(); err != nil {
+		return nil, err
+	}
 	opts = opts.withDefaults()
 	etcdBin, apiserverBin, err := Binaries()
 	if err != nil {
@@ -127,10 +132,10 @@ func (c *Cluster) start(ctx context.Context) error {
 // prepare picks the API server's port and writes its token and key files.
 func (c *Cluster) prepare() error {
 	var err error
-	if c.port, err = freePort(); err != nil {
+	if c.port, err = testkit.FreePort(); err != nil {
 		return err
 	}
-	c.Server = fmt.Sprintf("https://127.0.0.1:%d", c.port)
+	c.Server = "https://" + testkit.Addr(c.port)
 	if c.Token, err = newToken(); err != nil {
 		return err
 	}
@@ -167,8 +172,8 @@ func (c *Cluster) Stop() {
 		return
 	}
 	c.stopped = true
-	c.apiserver.stop()
-	c.etcd.stop()
+	c.apiserver.Stop()
+	c.etcd.Stop()
 	if !c.opts.KeepDir {
 		os.RemoveAll(c.Dir)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
+
 	authn "k8s.io/api/authentication/v1"
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -24,9 +26,7 @@ func TestCluster(t *testing.T) {
 	ctx := t.Context()
 	begin := time.Now()
 	c, err := Start(ctx, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testkit.Require(t, err)
 	t.Cleanup(c.Stop)
 	t.Logf("started in %v; logs %s", time.Since(begin).Round(time.Millisecond), c.Logs())
 
@@ -48,45 +48,24 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// createObjects creates a headless Service and its EndpointSlice.
+// testObjects returns a headless Service and its EndpointSlice, with one
+// ready endpoint.
+func testObjects() (*core.Service, *discovery.EndpointSlice) {
+	svc := testkit.Headless(testNamespace, testService, testkit.ServicePort("http", 80, core.ProtocolTCP))
+	slice := testkit.Slice(testNamespace, testService, testService+"-abc", discovery.AddressTypeIPv4,
+		[]discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}, testkit.Ready(testkit.Endpoint("10.0.0.1", "pod-a"), true))
+	return svc, slice
+}
+
+// createObjects creates the objects of testObjects.
 func createObjects(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 	t.Helper()
-	svc := &core.Service{
-		ObjectMeta: meta.ObjectMeta{Name: testService, Namespace: testNamespace},
-		Spec: core.ServiceSpec{
-			ClusterIP: core.ClusterIPNone,
-			Ports:     []core.ServicePort{{Name: "http", Port: 80, Protocol: core.ProtocolTCP}},
-		},
-	}
+	svc, slice := testObjects()
 	if _, err := client.CoreV1().Services(testNamespace).Create(ctx, svc, meta.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.DiscoveryV1().EndpointSlices(testNamespace).Create(ctx, testSlice(), meta.CreateOptions{}); err != nil {
+	if _, err := client.DiscoveryV1().EndpointSlices(testNamespace).Create(ctx, slice, meta.CreateOptions{}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// testSlice returns the EndpointSlice of the test Service, with one ready
-// endpoint.
-func testSlice() *discovery.EndpointSlice {
-	host, ready := "pod-a", true
-	name, port, proto := "http", int32(80), core.ProtocolTCP
-	return &discovery.EndpointSlice{
-		ObjectMeta: meta.ObjectMeta{
-			Name:      testService + "-abc",
-			Namespace: testNamespace,
-			Labels: map[string]string{
-				discovery.LabelServiceName: testService,
-				discovery.LabelManagedBy:   "endpointslice-controller.k8s.io",
-			},
-		},
-		AddressType: discovery.AddressTypeIPv4,
-		Endpoints: []discovery.Endpoint{{
-			Addresses:  []string{"10.0.0.1"},
-			Hostname:   &host,
-			Conditions: discovery.EndpointConditions{Ready: &ready},
-		}},
-		Ports: []discovery.EndpointPort{{Name: &name, Port: &port, Protocol: &proto}},
 	}
 }
 
@@ -106,7 +85,7 @@ func checkObjects(ctx context.Context, t *testing.T, client kubernetes.Interface
 // checkSlice reads back the EndpointSlice of createObjects.
 func checkSlice(ctx context.Context, t *testing.T, client kubernetes.Interface) {
 	t.Helper()
-	want := testSlice()
+	_, want := testObjects()
 	got, err := client.DiscoveryV1().EndpointSlices(testNamespace).Get(ctx, want.Name, meta.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,14 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/headlessdns/headless/internal/testkit"
 )
 
 // etcdQuota is etcd's --quota-backend-bytes, room for a million endpoints.
@@ -14,16 +18,12 @@ const etcdQuota = 8 << 30
 
 // startEtcd starts etcd on free ports and waits until it is healthy.
 func (c *Cluster) startEtcd(ctx context.Context) error {
-	client, err := freePort()
+	ports, err := testkit.FreePorts(2)
 	if err != nil {
 		return err
 	}
-	peer, err := freePort()
-	if err != nil {
-		return err
-	}
-	c.etcdURL = "http://127.0.0.1:" + strconv.Itoa(client)
-	p, err := startProcess("etcd", c.etcdBin, c.path("etcd.log"), c.etcdArgs(peer))
+	c.etcdURL = "http://" + testkit.Addr(ports[0])
+	p, err := c.startProcess("etcd", c.etcdBin, c.etcdArgs(ports[1]))
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 // etcdArgs returns the flags of a single-member etcd that trades durability
 // for speed.
 func (c *Cluster) etcdArgs(peerPort int) []string {
-	peer := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	peer := "http://" + testkit.Addr(peerPort)
 	return []string{
 		"--name=default",
 		"--data-dir=" + c.path("etcd"),
@@ -76,9 +76,19 @@ func etcdHealthy(ctx context.Context, hc *http.Client, url string) error {
 	return nil
 }
 
+// startProcess starts bin with args, its output appended to the log file
+// name.log of the work directory.
+func (c *Cluster) startProcess(name, bin string, args []string) (*testkit.Process, error) {
+	return testkit.StartProcess(name, c.path(name+".log"), "", append([]string{bin}, args...)...)
+}
+
+// errAddrInUse is returned when a process could not bind a port that was
+// free when it was picked.
+var errAddrInUse = errors.New("address already in use")
+
 // poll calls check every 100ms until it succeeds. It fails, with the end of
 // the process's log, if the process exits or ctx is done first.
-func poll(ctx context.Context, p *process, check func(context.Context) error) error {
+func poll(ctx context.Context, p *testkit.Process, check func(context.Context) error) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var last error // of a check that ctx did not cut short
@@ -90,16 +100,17 @@ func poll(ctx context.Context, p *process, check func(context.Context) error) er
 		if ctx.Err() == nil {
 			last = err
 		}
-		if exit := p.exited(); exit != nil {
-			if p.bindFailed() {
-				exit = fmt.Errorf("%w: %w", errAddrInUse, exit)
+		if exited, err := p.Exited(); exited {
+			err = fmt.Errorf("exited: %v", err)
+			if strings.Contains(p.Tail(30), "address already in use") {
+				err = fmt.Errorf("%w: %w", errAddrInUse, err)
 			}
-			return p.failed(exit)
+			return p.Failed(err, 30)
 		}
 		select {
 		case <-ctx.Done():
-			return p.failed(fmt.Errorf("%s not ready: %w; last check: %v", p.name, ctx.Err(), last))
-		case <-p.done:
+			return p.Failed(fmt.Errorf("not ready: %w; last check: %v", ctx.Err(), last), 30)
+		case <-p.Done():
 		case <-t.C:
 		}
 	}

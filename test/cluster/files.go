@@ -7,19 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 )
-
-// freePort returns a loopback TCP port that is free right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // newToken returns a random bearer token.
 func newToken() (string, error) {
@@ -75,4 +64,10 @@ current-context: local
 func writeKubeconfig(path, server, user, token string) error {
 	s := fmt.Sprintf(kubeconfigTemplate, server, user, token, user)
 	return os.WriteFile(path, []byte(s), 0o600)
+}
+
+// WriteKubeconfig writes to path an admin kubeconfig of the cluster whose
+// server is server, such as a proxy in front of the API server.
+func (c *Cluster) WriteKubeconfig(path, server string) error {
+	return writeKubeconfig(path, server, "admin", c.Token)
 }

@@ -5,11 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headlessdns/headless/internal/testkit"
 )
 
 // TestDemo runs `make demo` the way a newcomer does, printing instead of
 // serving, and checks that it shows the seed document's answers.
 func TestDemo(t *testing.T) {
+	testkit.Require(t, testkit.Supported())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out strings.Builder

@@ -8,15 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/coredns"
-	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 )
@@ -35,7 +35,7 @@ func main() {
 // run does the demo, writing what the user reads to out.
 func run(ctx context.Context, out io.Writer, once bool) error {
 	fmt.Fprintln(out, "Building what is missing and starting etcd and kube-apiserver on 127.0.0.1 ...")
-	bin, err := coredns.Binary()
+	bin, err := testkit.Binary()
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 		return err
 	}
 	defer c.Stop()
-	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "Loaded the seed objects: Service default/consul-server (clusterIP: None, 8 ports) and its EndpointSlice (3 pods).")
@@ -54,7 +54,7 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 		return err
 	}
 	defer srv.Stop()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := testkit.Addr(port)
 	fmt.Fprintf(out, "CoreDNS with Corefile.example answers on %s.\n\n", addr)
 	for _, q := range []struct {
 		name  string
@@ -81,8 +81,8 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 
 // startCoreDNS runs bin with Corefile.example on port 1053, or on a free port
 // when 1053 is taken.
-func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*coredns.Server, int, error) {
-	root, err := coredns.Root()
+func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*testkit.Server, int, error) {
+	root, err := testkit.Root()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -91,19 +91,19 @@ func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*coredns.Server,
 		return nil, 0, err
 	}
 	port := 1053
-	if !portFree(port) {
-		if port, err = coredns.FreePort(); err != nil {
+	if !testkit.PortFree(port) {
+		if port, err = testkit.FreePort(); err != nil {
 			return nil, 0, err
 		}
 	}
-	readyPort, err := coredns.FreePort()
+	readyPort, err := testkit.FreePort()
 	if err != nil {
 		return nil, 0, err
 	}
 	os.Setenv("DNS_PORT", fmt.Sprint(port))
 	os.Setenv("READY_PORT", fmt.Sprint(readyPort))
 	os.Setenv("KUBECONFIG", kubeconfig)
-	srv, err := coredns.Start(ctx, bin, string(corefile), time.Minute, fmt.Sprintf("127.0.0.1:%d", port))
+	srv, err := testkit.Start(ctx, bin, string(corefile), time.Minute, testkit.Addr(port))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -111,12 +111,29 @@ func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*coredns.Server,
 }
 
 func show(out io.Writer, addr string, port int, name string, qtype uint16) error {
-	m := new(dns.Msg).SetQuestion(name, qtype)
-	m.SetEdns0(4096, false)
-	r, rtt, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+	begin := time.Now()
+	r, err := testkit.Exchange("udp", addr, testkit.NewQuery(name, qtype))
 	if err != nil {
 		return err
 	}
+	rtt := time.Since(begin)
 	fmt.Fprintf(out, "$ dig @127.0.0.1 -p %d %s %s\n%s;; Query time: %d usec\n\n", port, name, dns.TypeToString[qtype], r, rtt.Microseconds())
 	return nil
+}
+
+// waitReady waits until the ready plugin on port says 200, for up to 30s.
+func waitReady(ctx context.Context, port int) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _ := testkit.Get(url); code == http.StatusOK {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("CoreDNS is not ready after 30s (%s)", url)
 }

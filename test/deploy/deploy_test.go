@@ -5,6 +5,7 @@ package deploy
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,9 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/coredns"
-	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -54,9 +54,13 @@ var allowed = []string{
 // ServiceAccount, checks that an account without the role is refused, and
 // migrates a stock kubeadm CoreDNS to deploy/ and back.
 func TestDeploy(t *testing.T) {
+	testkit.Require(t, testkit.Supported())
+	if !strings.Contains(stock, "clusterIP: "+stockIP+"\n") {
+		t.Fatalf("kube-dns of testdata/kubeadm-coredns.yaml is not at %s", stockIP)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root, err := coredns.Root()
+	root, err := testkit.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func TestDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := coredns.Binary()
+	bin, err := testkit.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +338,7 @@ func probes(p *core.Probe, path string, port int) bool {
 // loopback and to reach the test cluster as the ServiceAccount of deploy/, and
 // checks that it serves the seed objects: the ClusterRole is enough.
 func testServe(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string) {
-	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
 		t.Fatal(err)
 	}
 	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, namespace, "coredns")
@@ -345,8 +349,11 @@ func testServe(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 4)
-	dnsAddr, healthAddr, readyAddr, metricsAddr := addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
+	ports, err := testkit.FreePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr, healthAddr, readyAddr, metricsAddr := testkit.Addr(ports[0]), testkit.Addr(ports[1]), testkit.Addr(ports[2]), testkit.Addr(ports[3])
 	cf := cm.Data["Corefile"]
 	cf = replaceOnce(t, cf, ".:53 {", fmt.Sprintf(".:%d {\n    bind 127.0.0.1", ports[0]))
 	cf = replaceOnce(t, cf, "    health {", "    health "+healthAddr+" {")
@@ -358,23 +365,23 @@ func testServe(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string
 	}
 	t.Logf("Corefile:\n%s", cf)
 
-	srv, err := coredns.Start(ctx, bin, cf, 20*time.Second)
+	srv, err := testkit.Start(ctx, bin, cf, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
 
 	const name = "consul-server.default.svc.cluster.local."
-	want := slices.Sorted(slices.Values(fixtures.ConsulIPs))
-	eventually(t, srv, 20*time.Second, "the seed objects in DNS", func() (bool, string) {
-		r, err := query("udp", dnsAddr, name, dns.TypeA)
+	want := slices.Sorted(slices.Values(testkit.ConsulIPs))
+	srv.Eventually(t, 20*time.Second, "the seed objects in DNS", func() (bool, string) {
+		r, err := testkit.Exchange("udp", dnsAddr, testkit.NewQuery(name, dns.TypeA))
 		if err != nil {
 			return false, err.Error()
 		}
 		return slices.Equal(addresses(r), want), r.String()
 	})
 	for _, network := range []string{"udp", "tcp"} {
-		r, err := query(network, dnsAddr, name, dns.TypeA)
+		r, err := testkit.Exchange(network, dnsAddr, testkit.NewQuery(name, dns.TypeA))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,24 +401,24 @@ func testServe(ctx context.Context, t *testing.T, c *cluster.Cluster, bin string
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, srv, 20*time.Second, "kube-dns in DNS through the kubernetes plugin", func() (bool, string) {
-		r, err := query("udp", dnsAddr, "kube-dns.kube-system.svc.cluster.local.", dns.TypeA)
+	srv.Eventually(t, 20*time.Second, "kube-dns in DNS through the kubernetes plugin", func() (bool, string) {
+		r, err := testkit.Exchange("udp", dnsAddr, testkit.NewQuery("kube-dns.kube-system.svc.cluster.local.", dns.TypeA))
 		if err != nil {
 			return false, err.Error()
 		}
 		return slices.Equal(addresses(r), []string{svc.Spec.ClusterIP}), r.String()
 	})
 
-	eventually(t, srv, 20*time.Second, "/ready to answer 200", func() (bool, string) {
-		code, body := get("http://" + readyAddr + "/ready")
+	srv.Eventually(t, 20*time.Second, "/ready to answer 200", func() (bool, string) {
+		code, body := testkit.Get("http://" + readyAddr + "/ready")
 		return code == 200, fmt.Sprintf("%d %s", code, body)
 	})
-	if code, body := get("http://" + healthAddr + "/health"); code != 200 {
+	if code, body := testkit.Get("http://" + healthAddr + "/health"); code != 200 {
 		t.Errorf("/health: %d %s", code, body)
 	}
 	metrics := map[string]string{}
-	eventually(t, srv, 20*time.Second, "the headless gauges in /metrics", func() (bool, string) {
-		code, body := get("http://" + metricsAddr + "/metrics")
+	srv.Eventually(t, 20*time.Second, "the headless gauges in /metrics", func() (bool, string) {
+		code, body := testkit.Get("http://" + metricsAddr + "/metrics")
 		for _, l := range strings.Split(body, "\n") {
 			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], "coredns_headless_") {
 				metrics[f[0]] = f[1]
@@ -434,19 +441,14 @@ func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 2)
-	dnsAddr, readyAddr := addr(ports[0]), addr(ports[1])
-	cf := fmt.Sprintf(`.:%d {
-    bind 127.0.0.1
-    ready %s
-    headless cluster.local {
-        kubeconfig %s
-        startup_timeout 1s
-    }
-}
-`, ports[0], readyAddr, kubeconfig)
+	ports, err := testkit.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testkit.Block{Port: ports[0], Ready: ports[1], Headless: true, Zones: "cluster.local", Kubeconfig: kubeconfig, StartupTimeout: "1s"}
+	dnsAddr, readyAddr := b.Addr(), testkit.Addr(b.Ready)
 	started := time.Now()
-	srv, err := coredns.Start(ctx, bin, cf, 20*time.Second, dnsAddr)
+	srv, err := testkit.Start(ctx, bin, b.String(), 20*time.Second, dnsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,8 +458,8 @@ func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin strin
 	// checking all along that the server does not say it is ready.
 	var logged []string
 	ready := 0
-	eventually(t, srv, 20*time.Second, "a log line about the missing permission", func() (bool, string) {
-		code, body := get("http://" + readyAddr + "/ready")
+	srv.Eventually(t, 20*time.Second, "a log line about the missing permission", func() (bool, string) {
+		code, body := testkit.Get("http://" + readyAddr + "/ready")
 		if code == 200 {
 			ready++
 		}
@@ -467,14 +469,14 @@ func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin strin
 	if ready > 0 {
 		t.Errorf("/ready answered 200 %d times without permission to list", ready)
 	}
-	if code, body := get("http://" + readyAddr + "/ready"); code == 200 || !strings.Contains(body, "headless") {
+	if code, body := testkit.Get("http://" + readyAddr + "/ready"); code == 200 || !strings.Contains(body, "headless") {
 		t.Errorf("/ready: %d %q, want an error naming headless", code, body)
 	}
 	if !slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, "plugin/headless") }) {
 		t.Errorf("no line of plugin/headless says forbidden:\n%s", srv.Output())
 	}
 	// Unsynced, it does not deny names it cannot know.
-	r, err := query("udp", dnsAddr, "consul-server.default.svc.cluster.local.", dns.TypeA)
+	r, err := testkit.Exchange("udp", dnsAddr, testkit.NewQuery("consul-server.default.svc.cluster.local.", dns.TypeA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,200 +489,10 @@ func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin strin
 // Service range as kubeadm picks it.
 const stockIP = "10.96.0.10"
 
-// stock is the CoreDNS that kubeadm installs, as kubeadm creates it (without
-// kubectl's last-applied annotation), less what does not matter here.
-const stock = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: coredns
-  namespace: kube-system
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: system:coredns
-rules:
-- apiGroups: [""]
-  resources: [endpoints, services, pods, namespaces]
-  verbs: [list, watch]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: system:coredns
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:coredns
-subjects:
-- kind: ServiceAccount
-  name: coredns
-  namespace: kube-system
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: coredns
-  namespace: kube-system
-data:
-  Corefile: |
-    .:53 {
-        errors
-        health {
-           lameduck 5s
-        }
-        ready
-        kubernetes cluster.local in-addr.arpa ip6.arpa {
-           pods insecure
-           fallthrough in-addr.arpa ip6.arpa
-           ttl 30
-        }
-        prometheus :9153
-        forward . /etc/resolv.conf {
-           max_concurrent 1000
-        }
-        cache 30
-        loop
-        reload
-        loadbalance
-    }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: coredns
-  namespace: kube-system
-  labels:
-    k8s-app: kube-dns
-spec:
-  replicas: 2
-  strategy:
-    type: RollingUpdate
-    rollingUpdate:
-      maxUnavailable: 1
-  selector:
-    matchLabels:
-      k8s-app: kube-dns
-  template:
-    metadata:
-      labels:
-        k8s-app: kube-dns
-    spec:
-      priorityClassName: system-cluster-critical
-      serviceAccountName: coredns
-      affinity:
-        podAntiAffinity:
-          preferredDuringSchedulingIgnoredDuringExecution:
-          - weight: 100
-            podAffinityTerm:
-              labelSelector:
-                matchExpressions:
-                - key: k8s-app
-                  operator: In
-                  values: ["kube-dns"]
-              topologyKey: kubernetes.io/hostname
-      tolerations:
-      - key: CriticalAddonsOnly
-        operator: Exists
-      - key: node-role.kubernetes.io/control-plane
-        effect: NoSchedule
-      nodeSelector:
-        kubernetes.io/os: linux
-      containers:
-      - name: coredns
-        image: registry.k8s.io/coredns/coredns:v1.12.1
-        imagePullPolicy: IfNotPresent
-        resources:
-          limits:
-            memory: 170Mi
-          requests:
-            cpu: 100m
-            memory: 70Mi
-        args: ["-conf", "/etc/coredns/Corefile"]
-        volumeMounts:
-        - name: config-volume
-          mountPath: /etc/coredns
-          readOnly: true
-        ports:
-        - containerPort: 53
-          name: dns
-          protocol: UDP
-        - containerPort: 53
-          name: dns-tcp
-          protocol: TCP
-        - containerPort: 9153
-          name: metrics
-          protocol: TCP
-        - containerPort: 8080
-          name: liveness-probe
-          protocol: TCP
-        - containerPort: 8181
-          name: readiness-probe
-          protocol: TCP
-        livenessProbe:
-          httpGet:
-            path: /health
-            port: liveness-probe
-            scheme: HTTP
-          initialDelaySeconds: 60
-          timeoutSeconds: 5
-          successThreshold: 1
-          failureThreshold: 5
-        readinessProbe:
-          httpGet:
-            path: /ready
-            port: readiness-probe
-            scheme: HTTP
-        securityContext:
-          allowPrivilegeEscalation: false
-          capabilities:
-            add:
-            - NET_BIND_SERVICE
-            drop:
-            - ALL
-          readOnlyRootFilesystem: true
-      dnsPolicy: Default
-      volumes:
-      - name: config-volume
-        configMap:
-          name: coredns
-          items:
-          - key: Corefile
-            path: Corefile
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels:
-    k8s-app: kube-dns
-    kubernetes.io/cluster-service: "true"
-    kubernetes.io/name: "CoreDNS"
-  annotations:
-    prometheus.io/port: "9153"
-    prometheus.io/scrape: "true"
-spec:
-  selector:
-    k8s-app: kube-dns
-  clusterIP: ` + stockIP + `
-  ports:
-  - name: dns
-    port: 53
-    protocol: UDP
-    targetPort: 53
-  - name: dns-tcp
-    port: 53
-    protocol: TCP
-    targetPort: 53
-  - name: metrics
-    port: 9153
-    protocol: TCP
-    targetPort: 9153
-`
+// stock is the CoreDNS that kubeadm installs, with stockIP for kube-dns.
+//
+//go:embed testdata/kubeadm-coredns.yaml
+var stock string
 
 // testMigrate replaces the applied objects with those of a stock kubeadm
 // CoreDNS, then does what docs/operators.md tells an operator: back the stock

@@ -5,14 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/headlessdns/headless/test/coredns"
 
 	"github.com/miekg/dns"
 )
@@ -70,37 +67,6 @@ func ttl(t *testing.T, cf, plugin string) string {
 	return value
 }
 
-// freePorts returns n different free ports of 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for len(ports) < n {
-		p, err := coredns.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Contains(ports, p) {
-			ports = append(ports, p)
-		}
-	}
-	return ports
-}
-
-func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-
-// query asks addr one question over network ("udp" or "tcp"), with EDNS0 and
-// a 4096 byte buffer as dig does.
-func query(network, addr, name string, qtype uint16) (*dns.Msg, error) {
-	m := new(dns.Msg).SetQuestion(name, qtype)
-	m.SetEdns0(4096, false)
-	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
-	r, _, err := c.Exchange(m, addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s over %s: %w", name, dns.TypeToString[qtype], network, err)
-	}
-	return r, nil
-}
-
 // addresses returns the sorted addresses of the A records of r's answer.
 func addresses(r *dns.Msg) []string {
 	var out []string
@@ -111,38 +77,4 @@ func addresses(r *dns.Msg) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// get returns the status code and body of an HTTP GET of url, or 0 and the
-// error.
-func get(url string) (int, string) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// eventually polls cond every 100ms until it holds, and fails the test after
-// timeout, or as soon as the server exits, with cond's last description and
-// the server's log.
-func eventually(t *testing.T, srv *coredns.Server, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if exited, err := srv.Exited(); exited {
-			t.Fatalf("coredns exited (%v) while waiting for %s; last: %s\n%s", err, what, state, srv.Output())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for %s; last: %s\n%s", timeout, what, state, srv.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -22,8 +22,7 @@ import (
 	"time"
 
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/coredns"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	authn "k8s.io/api/authentication/v1"
@@ -73,7 +72,7 @@ func TestImage(t *testing.T) {
 	e := containerEngine(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root, err := coredns.Root()
+	root, err := testkit.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +93,7 @@ func TestImage(t *testing.T) {
 	if _, err := k.run(nil, "apply", "-k", dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.Client.AppsV1().Deployments(namespace).Get(ctx, "coredns", meta.GetOptions{})
@@ -136,7 +135,11 @@ func TestImage(t *testing.T) {
 	hostPorts := map[int32]string{}
 	for _, p := range ctr.Ports {
 		if hostPorts[p.ContainerPort] == "" {
-			hostPorts[p.ContainerPort] = addr(freePorts(t, 1)[0])
+			port, err := testkit.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostPorts[p.ContainerPort] = testkit.Addr(port)
 		}
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, strings.ToLower(string(p.Protocol)))
 		published[key] = hostPorts[p.ContainerPort]
@@ -177,7 +180,7 @@ func TestImage(t *testing.T) {
 			}
 			target := "http://" + published[fmt.Sprintf("%d/tcp", port)] + p.HTTPGet.Path
 			e.eventually(ctx, t, 20*time.Second, target+" to answer 200", func() (bool, string) {
-				code, body := get(target)
+				code, body := testkit.Get(target)
 				return code == 200, fmt.Sprintf("%d %s", code, body)
 			})
 		}
@@ -393,7 +396,7 @@ func checkProcess(ctx context.Context, t *testing.T, e *engine, uid, gid int64, 
 // A records, its SRV records with their glue, and consul-server-1's address.
 func seedRecords() (a, srv, glue, pod []string) {
 	const name = "consul-server.default.svc.cluster.local."
-	for i, ip := range fixtures.ConsulIPs {
+	for i, ip := range testkit.ConsulIPs {
 		target := fmt.Sprintf("consul-server-%d.%s", i, name)
 		a = append(a, name+"\t0\tIN\tA\t"+ip)
 		glue = append(glue, target+"\t0\tIN\tA\t"+ip)
@@ -401,14 +404,14 @@ func seedRecords() (a, srv, glue, pod []string) {
 			srv = append(srv, fmt.Sprintf("%s\t0\tIN\tSRV\t0 4 %d %s", name, port, target))
 		}
 	}
-	pod = []string{"consul-server-1." + name + "\t0\tIN\tA\t" + fixtures.ConsulIPs[1]}
+	pod = []string{"consul-server-1." + name + "\t0\tIN\tA\t" + testkit.ConsulIPs[1]}
 	for _, s := range [][]string{a, srv, glue} {
 		slices.Sort(s)
 	}
 	return a, srv, glue, pod
 }
 
-// withoutTTL returns rrs as coredns.Records does, with every TTL 0.
+// withoutTTL returns rrs as testkit.Records does, with every TTL 0.
 func withoutTTL(rrs []dns.RR) []string {
 	var out []dns.RR
 	for _, rr := range rrs {
@@ -416,7 +419,7 @@ func withoutTTL(rrs []dns.RR) []string {
 		rr.Header().Ttl = 0
 		out = append(out, rr)
 	}
-	return coredns.Records(out)
+	return testkit.Records(out)
 }
 
 // checkServe waits for the seed objects in DNS, then asks the seed queries
@@ -425,7 +428,7 @@ func checkServe(ctx context.Context, t *testing.T, e *engine, dnsAddr string) {
 	const name = "consul-server.default.svc.cluster.local."
 	wantA, wantSRV, wantGlue, wantPod := seedRecords()
 	e.eventually(ctx, t, 30*time.Second, "the seed objects in DNS", func() (bool, string) {
-		r, err := query("udp", dnsAddr, name, dns.TypeA)
+		r, err := testkit.Exchange("udp", dnsAddr, testkit.NewQuery(name, dns.TypeA))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -441,7 +444,7 @@ func checkServe(ctx context.Context, t *testing.T, e *engine, dnsAddr string) {
 			{name, dns.TypeSRV, wantSRV, wantGlue},
 			{"consul-server-1." + name, dns.TypeA, wantPod, nil},
 		} {
-			r, err := query(network, dnsAddr, q.name, q.qtype)
+			r, err := testkit.Exchange(network, dnsAddr, testkit.NewQuery(q.name, q.qtype))
 			if err != nil {
 				t.Error(err)
 				continue
@@ -493,9 +496,9 @@ func checkStop(ctx context.Context, t *testing.T, e *engine, cf, dnsAddr string)
 	}()
 	// In lameduck, it still answers.
 	time.Sleep(lame / 3)
-	if r, err := query("udp", dnsAddr, "consul-server.default.svc.cluster.local.", dns.TypeA); err != nil {
+	if r, err := testkit.Exchange("udp", dnsAddr, testkit.NewQuery("consul-server.default.svc.cluster.local.", dns.TypeA)); err != nil {
 		t.Errorf("%s after SIGTERM, in lameduck: %v", time.Since(started).Round(time.Millisecond), err)
-	} else if r.Rcode != dns.RcodeSuccess || len(r.Answer) != len(fixtures.ConsulIPs) {
+	} else if r.Rcode != dns.RcodeSuccess || len(r.Answer) != len(testkit.ConsulIPs) {
 		t.Errorf("%s after SIGTERM, in lameduck: %s", time.Since(started).Round(time.Millisecond), r)
 	}
 	if err := <-stopped; err != nil {

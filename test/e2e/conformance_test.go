@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/coredns"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -25,61 +24,61 @@ const conf = "conf"
 // service without ready endpoints, one without selector, unnamed ports, TCP
 // and UDP ports of one name, a slice without ports, and ClusterIP services
 // beside headless ones, one of them sharing an address with a headless one.
-func conformanceObjects() fixtures.Objects {
+func conformanceObjects() testkit.Objects {
 	tcp, udp := core.ProtocolTCP, core.ProtocolUDP
-	web := []discovery.EndpointPort{fixtures.Port("http", 80, tcp), fixtures.Port("metrics", 9090, tcp)}
-	o := fixtures.Consul(conf)
-	selectorless := fixtures.Headless(conf, "external")
+	web := []discovery.EndpointPort{testkit.Port("http", 80, tcp), testkit.Port("metrics", 9090, tcp)}
+	o := testkit.Consul(conf)
+	selectorless := testkit.Headless(conf, "external")
 	selectorless.Spec.Selector = nil
-	manual := fixtures.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("pg", 5432, tcp)},
-		fixtures.Endpoint("192.0.2.10", "db-a"), fixtures.Endpoint("192.0.2.11", ""))
+	manual := testkit.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
+		testkit.Endpoint("192.0.2.10", "db-a"), testkit.Endpoint("192.0.2.11", ""))
 	manual.Labels[discovery.LabelManagedBy] = "operator.example.com"
-	o.Add(fixtures.Objects{
+	o.Add(testkit.Objects{
 		Services: []*core.Service{
-			fixtures.Headless(conf, "dual"), fixtures.Headless(conf, "nohost"), fixtures.Headless(conf, "ready"),
-			fixtures.Headless(conf, "overlap"), fixtures.Headless(conf, "empty"), selectorless,
-			fixtures.Headless(conf, "unnamed"), fixtures.Headless(conf, "dns"), fixtures.Headless(conf, "noports"),
-			fixtures.Headless(conf, "seven"), fixtures.Headless(conf, "last"),
-			fixtures.ClusterIP(conf, "frontend", fixtures.ServicePort("http", 80, tcp)),
-			fixtures.ClusterIP(conf, "backend", fixtures.ServicePort("http", 80, tcp)),
+			testkit.Headless(conf, "dual"), testkit.Headless(conf, "nohost"), testkit.Headless(conf, "ready"),
+			testkit.Headless(conf, "overlap"), testkit.Headless(conf, "empty"), selectorless,
+			testkit.Headless(conf, "unnamed"), testkit.Headless(conf, "dns"), testkit.Headless(conf, "noports"),
+			testkit.Headless(conf, "seven"), testkit.Headless(conf, "last"),
+			testkit.ClusterIP(conf, "frontend", testkit.ServicePort("http", 80, tcp)),
+			testkit.ClusterIP(conf, "backend", testkit.ServicePort("http", 80, tcp)),
 		},
 		Slices: []*discovery.EndpointSlice{
-			fixtures.Slice(conf, "dual", "dual-v4", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.1.0.1", "web-0"), fixtures.Endpoint("10.1.0.2", "web-1"), fixtures.Endpoint("10.1.0.3", "")),
-			fixtures.Slice(conf, "dual", "dual-v6", discovery.AddressTypeIPv6, web,
-				fixtures.Endpoint("fd00:10::1", "web-0"), fixtures.Endpoint("fd00:10::2", "web-1"), fixtures.Endpoint("fd00:10::", "")),
-			fixtures.Slice(conf, "nohost", "nohost-1", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.2.0.1", ""), fixtures.Endpoint("10.2.0.2", "")),
-			fixtures.Slice(conf, "ready", "ready-1", discovery.AddressTypeIPv4, web,
-				fixtures.Ready(fixtures.Endpoint("10.3.0.1", "r-0"), true),
-				fixtures.Ready(fixtures.Endpoint("10.3.0.2", "r-1"), false),
-				fixtures.Endpoint("10.3.0.3", "r-2")),
-			fixtures.Slice(conf, "overlap", "overlap-1", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.4.0.1", "o-0"), fixtures.Endpoint("10.4.0.2", "o-1")),
-			fixtures.Slice(conf, "overlap", "overlap-2", discovery.AddressTypeIPv4, web,
-				fixtures.Endpoint("10.4.0.2", "o-1"), fixtures.Endpoint("10.4.0.3", "o-2")),
-			fixtures.Slice(conf, "empty", "empty-1", discovery.AddressTypeIPv4, web,
-				fixtures.Ready(fixtures.Endpoint("10.5.0.1", "e-0"), false)),
+			testkit.Slice(conf, "dual", "dual-v4", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.1.0.1", "web-0"), testkit.Endpoint("10.1.0.2", "web-1"), testkit.Endpoint("10.1.0.3", "")),
+			testkit.Slice(conf, "dual", "dual-v6", discovery.AddressTypeIPv6, web,
+				testkit.Endpoint("fd00:10::1", "web-0"), testkit.Endpoint("fd00:10::2", "web-1"), testkit.Endpoint("fd00:10::", "")),
+			testkit.Slice(conf, "nohost", "nohost-1", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.2.0.1", ""), testkit.Endpoint("10.2.0.2", "")),
+			testkit.Slice(conf, "ready", "ready-1", discovery.AddressTypeIPv4, web,
+				testkit.Ready(testkit.Endpoint("10.3.0.1", "r-0"), true),
+				testkit.Ready(testkit.Endpoint("10.3.0.2", "r-1"), false),
+				testkit.Endpoint("10.3.0.3", "r-2")),
+			testkit.Slice(conf, "overlap", "overlap-1", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.4.0.1", "o-0"), testkit.Endpoint("10.4.0.2", "o-1")),
+			testkit.Slice(conf, "overlap", "overlap-2", discovery.AddressTypeIPv4, web,
+				testkit.Endpoint("10.4.0.2", "o-1"), testkit.Endpoint("10.4.0.3", "o-2")),
+			testkit.Slice(conf, "empty", "empty-1", discovery.AddressTypeIPv4, web,
+				testkit.Ready(testkit.Endpoint("10.5.0.1", "e-0"), false)),
 			manual,
-			fixtures.Slice(conf, "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{fixtures.Port("", 7000, tcp)},
-				fixtures.Endpoint("10.6.0.1", "u-0")),
-			fixtures.Slice(conf, "dns", "dns-1", discovery.AddressTypeIPv4,
-				[]discovery.EndpointPort{fixtures.Port("dns-udp", 53, udp), fixtures.Port("dns-tcp", 53, tcp), fixtures.Port("admin", 8080, tcp)},
-				fixtures.Endpoint("10.7.0.1", "ns-0"), fixtures.Endpoint("10.7.0.2", "ns-1")),
-			fixtures.Slice(conf, "noports", "noports-1", discovery.AddressTypeIPv4, nil,
-				fixtures.Endpoint("10.8.0.1", "n-0")),
-			fixtures.Slice(conf, "seven", "seven-1", discovery.AddressTypeIPv4, web[:1],
-				fixtures.Endpoint("10.9.0.1", "s-0"), fixtures.Endpoint("10.9.0.2", "s-1"), fixtures.Endpoint("10.9.0.3", "s-2"),
-				fixtures.Endpoint("10.9.0.4", "s-3"), fixtures.Endpoint("10.9.0.5", "s-4"), fixtures.Endpoint("10.9.0.6", "s-5"),
-				fixtures.Endpoint("10.9.0.7", "s-6")),
+			testkit.Slice(conf, "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("", 7000, tcp)},
+				testkit.Endpoint("10.6.0.1", "u-0")),
+			testkit.Slice(conf, "dns", "dns-1", discovery.AddressTypeIPv4,
+				[]discovery.EndpointPort{testkit.Port("dns-udp", 53, udp), testkit.Port("dns-tcp", 53, tcp), testkit.Port("admin", 8080, tcp)},
+				testkit.Endpoint("10.7.0.1", "ns-0"), testkit.Endpoint("10.7.0.2", "ns-1")),
+			testkit.Slice(conf, "noports", "noports-1", discovery.AddressTypeIPv4, nil,
+				testkit.Endpoint("10.8.0.1", "n-0")),
+			testkit.Slice(conf, "seven", "seven-1", discovery.AddressTypeIPv4, web[:1],
+				testkit.Endpoint("10.9.0.1", "s-0"), testkit.Endpoint("10.9.0.2", "s-1"), testkit.Endpoint("10.9.0.3", "s-2"),
+				testkit.Endpoint("10.9.0.4", "s-3"), testkit.Endpoint("10.9.0.5", "s-4"), testkit.Endpoint("10.9.0.6", "s-5"),
+				testkit.Endpoint("10.9.0.7", "s-6")),
 			// The frontend selects a pod of nohost: its PTR names both.
-			fixtures.Slice(conf, "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1],
-				fixtures.Endpoint("10.2.0.1", ""), fixtures.Endpoint("10.10.0.1", "")),
-			fixtures.Slice(conf, "backend", "backend-1", discovery.AddressTypeIPv4, web[:1],
-				fixtures.Endpoint("10.11.0.1", "")),
+			testkit.Slice(conf, "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1],
+				testkit.Endpoint("10.2.0.1", ""), testkit.Endpoint("10.10.0.1", "")),
+			testkit.Slice(conf, "backend", "backend-1", discovery.AddressTypeIPv4, web[:1],
+				testkit.Endpoint("10.11.0.1", "")),
 			// Applied last: once every listener serves it, all came through.
-			fixtures.Slice(conf, "last", "last-1", discovery.AddressTypeIPv4, web[:1],
-				fixtures.Endpoint("10.12.0.1", "z-0")),
+			testkit.Slice(conf, "last", "last-1", discovery.AddressTypeIPv4, web[:1],
+				testkit.Endpoint("10.12.0.1", "z-0")),
 		},
 	})
 	return o
@@ -96,7 +95,7 @@ type probe struct {
 // conformanceProbes derives the queries from the objects: for every headless
 // service its name, its pods' names, its _port._proto names and its
 // addresses' PTR names, in several types; then names around them.
-func conformanceProbes(o fixtures.Objects, clusterIPs []string) []probe {
+func conformanceProbes(o testkit.Objects, clusterIPs []string) []probe {
 	var ps []probe
 	add := func(headless bool, name string, types ...uint16) {
 		for _, t := range types {
@@ -202,7 +201,7 @@ func normalize(m *dns.Msg) string {
 		rrs  []dns.RR
 	}{{"ANSWER", m.Answer}, {"AUTHORITY", m.Ns}, {"ADDITIONAL", m.Extra}} {
 		fmt.Fprintf(&b, ";; %s\n", sec.name)
-		for _, s := range coredns.Records(sec.rrs) {
+		for _, s := range testkit.Records(sec.rrs) {
 			fmt.Fprintln(&b, s)
 		}
 	}
@@ -215,7 +214,7 @@ func normalize(m *dns.Msg) string {
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	objs := conformanceObjects()
-	if err := fixtures.Apply(ctx, shared.cluster.Client, objs); err != nil {
+	if err := testkit.Apply(ctx, shared.cluster.Client, objs); err != nil {
 		t.Fatal(err)
 	}
 	var clusterIPs []string
@@ -233,13 +232,13 @@ func TestConformance(t *testing.T) {
 	same, different := 0, 0
 	for _, p := range probes {
 		for _, net := range []string{"udp", "tcp"} {
-			want := normalize(query(t, net, shared.kubernetes, p.name, p.qtype))
+			want := normalize(testkit.Query(t, net, shared.kubernetes, p.name, p.qtype))
 			targets := []string{shared.both}
 			if p.headless {
 				targets = append(targets, shared.headless)
 			}
 			for _, addr := range targets {
-				got := normalize(query(t, net, addr, p.name, p.qtype))
+				got := normalize(testkit.Query(t, net, addr, p.name, p.qtype))
 				if got == want {
 					same++
 					continue
@@ -253,7 +252,7 @@ func TestConformance(t *testing.T) {
 	summary := fmt.Sprintf("conformance: %d queries over %d services, %d comparisons: %d identical, %d different\n",
 		len(probes), services, same+different, same, different)
 	t.Log(summary)
-	if root, err := coredns.Root(); err == nil {
+	if root, err := testkit.Root(); err == nil {
 		_ = os.MkdirAll(filepath.Join(root, "build"), 0o755)
 		_ = os.WriteFile(filepath.Join(root, "build", "conformance.txt"), []byte(summary), 0o644)
 	}
@@ -267,8 +266,8 @@ func TestConformance(t *testing.T) {
 func waitForObjects(t *testing.T) {
 	const name = "z-0.last.conf.svc.cluster.local."
 	for _, addr := range []string{shared.kubernetes, shared.both, shared.headless} {
-		eventually(t, 15*time.Second, name+" at "+listenerName(addr), func() (bool, string) {
-			r := query(t, "udp", addr, name, dns.TypeA)
+		testkit.Eventually(t, 15*time.Second, name+" at "+listenerName(addr), func() (bool, string) {
+			r := testkit.Query(t, "udp", addr, name, dns.TypeA)
 			return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0, r.String()
 		})
 	}

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/coredns"
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	discovery "k8s.io/api/discovery/v1"
@@ -19,7 +18,7 @@ import (
 func checkRecords(t *testing.T, what string, got []dns.RR, want []string) {
 	t.Helper()
 	slices.Sort(want)
-	if g := coredns.Records(got); !slices.Equal(g, want) {
+	if g := testkit.Records(got); !slices.Equal(g, want) {
 		t.Errorf("%s:\n got %s\nwant %s", what, strings.Join(g, "\n     "), strings.Join(want, "\n     "))
 	}
 }
@@ -28,12 +27,12 @@ func checkRecords(t *testing.T, what string, got []dns.RR, want []string) {
 // consul-server srv` from a pod in the default namespace.
 func TestSeed(t *testing.T) {
 	ctx := context.Background()
-	if err := fixtures.Apply(ctx, shared.cluster.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, shared.cluster.Client, testkit.Consul("default")); err != nil {
 		t.Fatal(err)
 	}
 	const name = "consul-server.default.svc.cluster.local."
 	var wantA, wantSRV, wantGlue []string
-	for i, ip := range fixtures.ConsulIPs {
+	for i, ip := range testkit.ConsulIPs {
 		target := fmt.Sprintf("consul-server-%d.consul-server.default.svc.cluster.local.", i)
 		wantA = append(wantA, name+"\t5\tIN\tA\t"+ip)
 		wantGlue = append(wantGlue, target+"\t5\tIN\tA\t"+ip)
@@ -42,20 +41,20 @@ func TestSeed(t *testing.T) {
 		}
 	}
 	for _, addr := range []string{shared.headless, shared.both} {
-		eventually(t, 10*time.Second, "the seed objects in DNS at "+addr, func() (bool, string) {
-			r := query(t, "udp", addr, name, dns.TypeA)
+		testkit.Eventually(t, 10*time.Second, "the seed objects in DNS at "+addr, func() (bool, string) {
+			r := testkit.Query(t, "udp", addr, name, dns.TypeA)
 			return len(r.Answer) == 3, r.String()
 		})
 		for _, net := range []string{"udp", "tcp"} {
-			a := query(t, net, addr, name, dns.TypeA)
+			a := testkit.Query(t, net, addr, name, dns.TypeA)
 			checkRecords(t, "A over "+net+" at "+addr, a.Answer, wantA)
 			if a.Rcode != dns.RcodeSuccess || !a.Authoritative {
 				t.Errorf("A over %s: rcode %s aa %v", net, dns.RcodeToString[a.Rcode], a.Authoritative)
 			}
-			srv := query(t, net, addr, name, dns.TypeSRV)
+			srv := testkit.Query(t, net, addr, name, dns.TypeSRV)
 			checkRecords(t, "SRV over "+net+" at "+addr, srv.Answer, wantSRV)
 			checkRecords(t, "SRV glue over "+net+" at "+addr, srv.Extra, wantGlue)
-			pod := query(t, net, addr, "consul-server-1."+name, dns.TypeA)
+			pod := testkit.Query(t, net, addr, "consul-server-1."+name, dns.TypeA)
 			checkRecords(t, "pod A over "+net, pod.Answer, []string{"consul-server-1." + name + "\t5\tIN\tA\t10.244.2.11"})
 		}
 	}
@@ -66,22 +65,22 @@ func TestChanges(t *testing.T) {
 	ctx := context.Background()
 	const ns = "changes"
 	client := shared.cluster.Client
-	ports := []discovery.EndpointPort{fixtures.Port("web", 80, "TCP")}
-	pods := func(n int, readyFirst bool) fixtures.Objects {
+	ports := []discovery.EndpointPort{testkit.Port("web", 80, "TCP")}
+	pods := func(n int, readyFirst bool) testkit.Objects {
 		var eps []discovery.Endpoint
 		for i := range n {
-			e := fixtures.Endpoint(fmt.Sprintf("10.50.0.%d", i+1), fmt.Sprintf("web-%d", i))
+			e := testkit.Endpoint(fmt.Sprintf("10.50.0.%d", i+1), fmt.Sprintf("web-%d", i))
 			if i == 0 {
-				e = fixtures.Ready(e, readyFirst)
+				e = testkit.Ready(e, readyFirst)
 			}
 			eps = append(eps, e)
 		}
-		return fixtures.Objects{Slices: []*discovery.EndpointSlice{fixtures.Slice(ns, "web", "web-abc", discovery.AddressTypeIPv4, ports, eps...)}}
+		return testkit.Objects{Slices: []*discovery.EndpointSlice{testkit.Slice(ns, "web", "web-abc", discovery.AddressTypeIPv4, ports, eps...)}}
 	}
 	const name = "web.changes.svc.cluster.local."
 	answers := func(addr string, want int) func() (bool, string) {
 		return func() (bool, string) {
-			r := query(t, "udp", addr, name, dns.TypeA)
+			r := testkit.Query(t, "udp", addr, name, dns.TypeA)
 			if want == 0 {
 				return r.Rcode == dns.RcodeNameError, r.String()
 			}
@@ -95,13 +94,13 @@ func TestChanges(t *testing.T) {
 	}{
 		{"create with 2 pods", func() error {
 			o := pods(2, true)
-			o.Services = append(o.Services, fixtures.Headless(ns, "web"))
-			return fixtures.Apply(ctx, client, o)
+			o.Services = append(o.Services, testkit.Headless(ns, "web"))
+			return testkit.Apply(ctx, client, o)
 		}, 2},
-		{"scale up to 5", func() error { return fixtures.Apply(ctx, client, pods(5, true)) }, 5},
-		{"scale down to 1", func() error { return fixtures.Apply(ctx, client, pods(1, true)) }, 1},
-		{"the last pod not ready", func() error { return fixtures.Apply(ctx, client, pods(1, false)) }, 0},
-		{"ready again, 3 pods", func() error { return fixtures.Apply(ctx, client, pods(3, true)) }, 3},
+		{"scale up to 5", func() error { return testkit.Apply(ctx, client, pods(5, true)) }, 5},
+		{"scale down to 1", func() error { return testkit.Apply(ctx, client, pods(1, true)) }, 1},
+		{"the last pod not ready", func() error { return testkit.Apply(ctx, client, pods(1, false)) }, 0},
+		{"ready again, 3 pods", func() error { return testkit.Apply(ctx, client, pods(3, true)) }, 3},
 		{"delete the service", func() error { return client.CoreV1().Services(ns).Delete(ctx, "web", meta.DeleteOptions{}) }, 0},
 	}
 	for _, s := range steps {
@@ -109,7 +108,7 @@ func TestChanges(t *testing.T) {
 			t.Fatalf("%s: %v", s.what, err)
 		}
 		for _, addr := range []string{shared.headless, shared.both, shared.kubernetes} {
-			eventually(t, 10*time.Second, fmt.Sprintf("%s: %d answers at %s", s.what, s.want, addr), answers(addr, s.want))
+			testkit.Eventually(t, 10*time.Second, fmt.Sprintf("%s: %d answers at %s", s.what, s.want, addr), answers(addr, s.want))
 		}
 	}
 }

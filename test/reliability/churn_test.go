@@ -3,8 +3,8 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -36,14 +36,19 @@ const (
 	// churnQueriers send queries, together at most churnQPS a second.
 	churnQueriers = 8
 	churnQPS      = 2000
-	churnNS       = "churn"
+	// inProcessQueriers query the plugin that runs in the test process, at
+	// most inProcessQPS a second: under the race detector it is slow.
+	inProcessQueriers = 2
+	inProcessQPS      = 400
+	churnNS           = "churn"
 )
 
 // churnService is one service that churns: endpoint j is host h-j with
 // address 10.90.i.j+1 and ports web 80 and metrics 9090; endpoint 0 is always
-// ready, so the service always has an address. Split, its endpoints are in
-// two slices, the first half in a, the rest in b; else all are in a. The two
-// slices never share an endpoint.
+// ready, so the service always has an address. A ready endpoint has its
+// ready condition true when j is odd, unset when j is even: both mean ready.
+// Split, its endpoints are in two slices, the first half in a, the rest in b;
+// else all are in a. The two slices never share an endpoint.
 type churnService struct {
 	i        int
 	n        int
@@ -54,23 +59,29 @@ type churnService struct {
 
 func churnName(i int) string { return fmt.Sprintf("svc-%02d", i) }
 
+// churnFQDN is the name of service i.
+func churnFQDN(i int) string { return churnName(i) + "." + churnNS + ".svc.cluster.local." }
+
+// churnAddr is the address of endpoint j of service i.
+func churnAddr(i, j int) string { return fmt.Sprintf("10.90.%d.%d", i, j+1) }
+
 func (s *churnService) endpoints(lo, hi int) []discovery.Endpoint {
 	var eps []discovery.Endpoint
 	for j := lo; j < hi; j++ {
-		e := fixtures.Endpoint(fmt.Sprintf("10.90.%d.%d", s.i, j+1), fmt.Sprintf("h-%d", j))
-		if s.notReady[j] {
-			e = fixtures.Ready(e, false)
+		e := testkit.Endpoint(churnAddr(s.i, j), fmt.Sprintf("h-%d", j))
+		if s.notReady[j] || j%2 == 1 {
+			e = testkit.Ready(e, !s.notReady[j])
 		}
 		eps = append(eps, e)
 	}
 	return eps
 }
 
-var churnPorts = []discovery.EndpointPort{fixtures.Port("web", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
+var churnPorts = []discovery.EndpointPort{testkit.Port("web", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
 
 // slice returns slice a or b of the current state.
 func (s *churnService) slice(name string, lo, hi int) *discovery.EndpointSlice {
-	return fixtures.Slice(churnNS, churnName(s.i), churnName(s.i)+"-"+name, discovery.AddressTypeIPv4, churnPorts, s.endpoints(lo, hi)...)
+	return testkit.Slice(churnNS, churnName(s.i), churnName(s.i)+"-"+name, discovery.AddressTypeIPv4, churnPorts, s.endpoints(lo, hi)...)
 }
 
 // write creates or updates one slice from want, keeping its last written
@@ -158,20 +169,37 @@ func (s *churnService) ready() []int {
 	return js
 }
 
+// kubernetesSRVWeight is the weight the kubernetes plugin gives each of n
+// SRV records of priority 0, as it answers: literal values, so that the test
+// shares no formula with the plugin. TestChurnUnderLoad checks them against
+// the kubernetes plugin's answers on the final state.
+var kubernetesSRVWeight = map[int]uint16{
+	1: 100, 2: 50, 3: 33, 4: 25, 5: 20, 6: 16, 7: 14, 8: 12,
+	9: 11, 10: 10, 11: 9, 12: 8, 13: 7, 14: 7, 15: 6, 16: 6,
+}
+
 // checkChurnAnswer returns an error if r, the answer to an A or SRV query for
-// service i, is one that no API state of the service had: an error rcode,
-// no address, an address twice or not of the service, the first endpoint
+// service i or to the PTR query of its endpoint j, is one that no API state
+// of the service had: an error rcode, a message that is not well formed, no
+// address, an address twice or not of the service, the first endpoint
 // missing, an SRV target without both ports or glue, glue with another
-// address than its host's, or SRV weights that are not all 100/n.
-func checkChurnAnswer(i int, qtype uint16, r *dns.Msg) error {
+// address than its host's, SRV weights other than the kubernetes plugin's,
+// or a PTR record of another name than the endpoint's.
+func checkChurnAnswer(i, j int, qtype uint16, r *dns.Msg) error {
+	if err := wellFormed(r); err != nil {
+		return err
+	}
+	name := churnFQDN(i)
+	if qtype == dns.TypePTR {
+		return checkChurnPTR(name, j, r)
+	}
 	if r.Rcode != dns.RcodeSuccess {
 		return fmt.Errorf("rcode %s", dns.RcodeToString[r.Rcode])
 	}
 	if r.Truncated {
 		return fmt.Errorf("truncated")
 	}
-	name := churnName(i) + "." + churnNS + ".svc.cluster.local."
-	addrOf := func(j int) string { return fmt.Sprintf("10.90.%d.%d", i, j+1) }
+	addrOf := func(j int) string { return churnAddr(i, j) }
 	hostOf := func(target string) (int, bool) {
 		var j int
 		if _, err := fmt.Sscanf(target, "h-%d."+name, &j); err != nil || target != fmt.Sprintf("h-%d.%s", j, name) || j < 0 || j >= churnMaxEndpoints {
@@ -223,7 +251,10 @@ func checkChurnAnswer(i int, qtype uint16, r *dns.Msg) error {
 				return fmt.Errorf("host h-%d with ports %v, want 80 and 9090", j, ps)
 			}
 		}
-		want := srvWeight(len(r.Answer))
+		want, ok := kubernetesSRVWeight[len(r.Answer)]
+		if !ok {
+			return fmt.Errorf("%d SRV records, want at most %d", len(r.Answer), len(kubernetesSRVWeight))
+		}
 		for _, w := range weights {
 			if w != want {
 				return fmt.Errorf("weights %v for %d records, want all %d", weights, len(r.Answer), want)
@@ -259,10 +290,21 @@ func checkChurnAnswer(i int, qtype uint16, r *dns.Msg) error {
 	return nil
 }
 
-// srvWeight is the weight of each of n SRV records, computed as the
-// kubernetes plugin computes it.
-func srvWeight(n int) uint16 {
-	return max(uint16(math.Floor(100.0/float64(100*n)*100)), 1)
+// checkChurnPTR returns an error if r, the answer to the PTR query of
+// endpoint j of the service name, is neither its host's name nor, unless j
+// is the first endpoint, which is always ready, NXDOMAIN.
+func checkChurnPTR(name string, j int, r *dns.Msg) error {
+	if r.Rcode == dns.RcodeNameError && j > 0 && len(r.Answer) == 0 {
+		return nil
+	}
+	want := fmt.Sprintf("h-%d.%s", j, name)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		return fmt.Errorf("rcode %s with %d records, want %s", dns.RcodeToString[r.Rcode], len(r.Answer), want)
+	}
+	if ptr, ok := r.Answer[0].(*dns.PTR); !ok || ptr.Ptr != want {
+		return fmt.Errorf("%s, want %s", r.Answer[0], want)
+	}
+	return nil
 }
 
 // loadStats counts what the load generator saw.
@@ -281,12 +323,20 @@ func (st *loadStats) fail(msg string) {
 	}
 }
 
-// generateLoad queries A and SRV of the churning services over UDP, at most
-// churnQPS a second in all, until stop is closed.
-func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	interval := time.Second * churnQueriers / churnQPS
-	for q := range churnQueriers {
+// churnTarget is a server the load generator queries.
+type churnTarget struct {
+	name, addr    string
+	queriers, qps int
+	st            loadStats
+}
+
+// generateLoad queries A and SRV of the churning services over UDP, and one
+// time in ten the PTR of one of their endpoints, with tg.queriers at most
+// tg.qps a second in all, until stop is closed; wg waits for the queriers.
+func generateLoad(wg *sync.WaitGroup, tg *churnTarget, stop <-chan struct{}) {
+	addr, st := tg.addr, &tg.st
+	interval := time.Second * time.Duration(tg.queriers) / time.Duration(tg.qps)
+	for q := range tg.queriers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -311,9 +361,14 @@ func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGr
 						continue
 					}
 				}
-				i := r.IntN(churnServices)
+				i, j := r.IntN(churnServices), r.IntN(churnMaxEndpoints)
 				qtype := []uint16{dns.TypeA, dns.TypeSRV}[r.IntN(2)]
-				m := newQuery(churnName(i)+"."+churnNS+".svc.cluster.local.", qtype)
+				name := churnFQDN(i)
+				if r.IntN(10) == 0 {
+					qtype = dns.TypePTR
+					name, _ = dns.ReverseAddr(churnAddr(i, j))
+				}
+				m := testkit.NewQuery(name, qtype)
 				st.queries.Add(1)
 				resp, _, err := c.ExchangeWithConn(m, conn)
 				if err != nil {
@@ -324,23 +379,30 @@ func generateLoad(addr string, stop <-chan struct{}, st *loadStats) *sync.WaitGr
 					conn = nil
 					continue
 				}
-				if err := checkChurnAnswer(i, qtype, resp); err != nil {
+				if err := checkChurnAnswer(i, j, qtype, resp); err != nil {
 					st.fail(fmt.Sprintf("%s %s: %v\n%s", m.Question[0].Name, dns.TypeToString[qtype], err, resp))
 				}
 			}
 		}()
 	}
-	return &wg
 }
 
 // TestChurnUnderLoad updates the EndpointSlices of 20 headless services
 // hundreds of times a second (scaling, readiness, splitting a service into two
-// slices and merging them back) while queries of their A and SRV records
-// come in at up to 2000 a second. No answer may be an error, have an address
-// twice, or mix states: see checkChurnAnswer. Once the churn stops, DNS
-// must answer the final state, and the process must not have grown much.
+// slices and merging them back) while queries of their A, SRV and PTR
+// records come in at up to 2000 a second. No answer may be an error, have an
+// address twice, or mix states: see checkChurnAnswer. Once the churn stops,
+// DNS must answer the final state, exactly as the kubernetes plugin does, and
+// the process must not have grown much.
+//
+// The same plugin also runs in the test process, queried the same way, so
+// that under -race (make test) the race detector sees its informers and
+// ServeDNS run at once against a real API server. The test needs /proc for
+// the memory of the CoreDNS process: on Linux only.
 func TestChurnUnderLoad(t *testing.T) {
 	t.Parallel()
+	_, err := testkit.RSS(os.Getpid())
+	testkit.Require(t, err)
 	exclusive(t)
 	ctx := context.Background()
 	client := shared.cluster.Client
@@ -350,12 +412,12 @@ func TestChurnUnderLoad(t *testing.T) {
 	}
 
 	svcs := make([]*churnService, churnServices)
-	var o fixtures.Objects
+	var o testkit.Objects
 	for i := range svcs {
 		svcs[i] = &churnService{i: i, n: 1 + i%churnMaxEndpoints, notReady: map[int]bool{}}
-		o.Services = append(o.Services, fixtures.Headless(churnNS, churnName(i)))
+		o.Services = append(o.Services, testkit.Headless(churnNS, churnName(i)))
 	}
-	if err := fixtures.Apply(ctx, client, o); err != nil {
+	if err := testkit.Apply(ctx, client, o); err != nil {
 		t.Fatal(err)
 	}
 	// Start from a known state whatever an earlier run left.
@@ -368,31 +430,58 @@ func TestChurnUnderLoad(t *testing.T) {
 		}
 	}
 	s := startServer(t, serverOptions{})
-	converged := func() (bool, string) {
-		for _, cs := range svcs {
-			r := query(t, s.addr, churnName(cs.i)+"."+churnNS+".svc.cluster.local.", dns.TypeA)
-			var got []string
-			for _, rr := range r.Answer {
-				got = append(got, rr.(*dns.A).A.String())
+	// converged reports whether addr answers the A records of the state.
+	converged := func(addr string) func() (bool, string) {
+		return func() (bool, string) {
+			for _, cs := range svcs {
+				r := testkit.Query(t, "udp", addr, churnFQDN(cs.i), dns.TypeA)
+				var got []string
+				for _, rr := range r.Answer {
+					got = append(got, rr.(*dns.A).A.String())
+				}
+				var want []string
+				for _, j := range cs.ready() {
+					want = append(want, churnAddr(cs.i, j))
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					return false, fmt.Sprintf("%s: %v, want %v", churnName(cs.i), got, want)
+				}
 			}
-			var want []string
-			for _, j := range cs.ready() {
-				want = append(want, fmt.Sprintf("10.90.%d.%d", cs.i, j+1))
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				return false, fmt.Sprintf("%s: %v, want %v", churnName(cs.i), got, want)
-			}
+			return true, ""
 		}
-		return true, ""
 	}
-	eventually(t, 30*time.Second, "the initial state in DNS", converged)
-	rssBefore := rssKB(t, s.PID())
+	rss := func() int {
+		t.Helper()
+		kb, err := testkit.RSS(s.PID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kb
+	}
+	// The same plugin in this process too: under -race, the race detector
+	// sees every access its informers and its ServeDNS make.
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := testkit.Block{Port: port, Headless: true, Kubeconfig: shared.cluster.Kubeconfig, StartupTimeout: "10s"}
+	startInProcess(t, in.String())
+	targets := []*churnTarget{
+		{name: "coredns", addr: s.addr, queriers: churnQueriers, qps: churnQPS},
+		{name: "in process", addr: in.Addr(), queriers: inProcessQueriers, qps: inProcessQPS},
+	}
+	for _, tg := range targets {
+		testkit.Eventually(t, 30*time.Second, "the initial state in DNS "+tg.name, converged(tg.addr))
+	}
+	rssBefore := rss()
 
 	stop := make(chan struct{})
-	var st loadStats
-	load := generateLoad(s.addr, stop, &st)
+	var load sync.WaitGroup
+	for _, tg := range targets {
+		generateLoad(&load, tg, stop)
+	}
 	var writes, writeErrors atomic.Int64
 	var firstWriteError atomic.Value
 	var writers sync.WaitGroup
@@ -430,21 +519,28 @@ func TestChurnUnderLoad(t *testing.T) {
 	elapsed := time.Since(begin)
 	s.alive(t)
 
-	t.Logf("%v: %d slice writes (%.0f/s, %d failed), %d queries (%.0f/s), %d lost, %d bad",
-		elapsed.Round(time.Millisecond), writes.Load(), float64(writes.Load())/elapsed.Seconds(), writeErrors.Load(),
-		st.queries.Load(), float64(st.queries.Load())/elapsed.Seconds(), st.lost.Load(), st.bad.Load())
+	t.Logf("%v: %d slice writes (%.0f/s, %d failed)",
+		elapsed.Round(time.Millisecond), writes.Load(), float64(writes.Load())/elapsed.Seconds(), writeErrors.Load())
 	if e := firstWriteError.Load(); e != nil {
 		t.Logf("first failed write: %s", e)
 	}
-	for _, f := range st.failures {
-		t.Errorf("bad answer: %s", f)
+	for _, tg := range targets {
+		st := &tg.st
+		t.Logf("%s: %d queries (%.0f/s), %d lost, %d bad",
+			tg.name, st.queries.Load(), float64(st.queries.Load())/elapsed.Seconds(), st.lost.Load(), st.bad.Load())
+		for _, f := range st.failures {
+			t.Errorf("bad answer %s: %s", tg.name, f)
+		}
+		if st.queries.Load() == 0 {
+			t.Fatalf("%s: no queries", tg.name)
+		}
+		// A lost datagram is the machine's, not an answer; many mean trouble.
+		if lost := st.lost.Load(); lost*100 > st.queries.Load() {
+			t.Errorf("%s: %d of %d queries got no answer", tg.name, lost, st.queries.Load())
+		}
 	}
-	if st.queries.Load() == 0 {
-		t.Fatal("no queries")
-	}
-	// A lost datagram is the machine's, not an answer; many mean trouble.
-	if lost := st.lost.Load(); lost*100 > st.queries.Load() {
-		t.Errorf("%d of %d queries got no answer", lost, st.queries.Load())
+	if writes.Load() == 0 {
+		t.Fatal("no writes")
 	}
 	if writeErrors.Load()*10 > writes.Load() {
 		t.Errorf("%d of %d writes failed", writeErrors.Load(), writes.Load())
@@ -454,13 +550,54 @@ func TestChurnUnderLoad(t *testing.T) {
 	for _, cs := range svcs {
 		cs.resync(ctx, t, client)
 	}
-	eventually(t, 30*time.Second, "the final state in DNS", converged)
+	for _, tg := range targets {
+		testkit.Eventually(t, 30*time.Second, "the final state in DNS "+tg.name, converged(tg.addr))
+	}
 	time.Sleep(10 * time.Second)
-	rssAfter := rssKB(t, s.PID())
+	rssAfter := rss()
 	t.Logf("RSS %d MiB before the churn, %d MiB 10s after", rssBefore/1024, rssAfter/1024)
 	if rssAfter > 2*rssBefore+50*1024 {
 		t.Errorf("RSS grew from %d KiB to %d KiB", rssBefore, rssAfter)
 	}
+	compareWithKubernetes(t, targets, svcs, converged)
+}
+
+// compareWithKubernetes starts the kubernetes plugin on the objects the
+// churn left, and checks that the targets answer every name of the services
+// as it does, SRV weights included: ground truth that shares no code with
+// the plugin.
+func compareWithKubernetes(t *testing.T, targets []*churnTarget, svcs []*churnService, converged func(string) func() (bool, string)) {
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testkit.Block{Port: port, Kubernetes: true, Kubeconfig: shared.cluster.Kubeconfig, StartupTimeout: "10s"}
+	k, err := testkit.Start(context.Background(), shared.bin, b.String(), time.Minute, b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	testkit.Eventually(t, 30*time.Second, "the final state from the kubernetes plugin", converged(b.Addr()))
+	compared, same := 0, 0
+	for _, cs := range svcs {
+		name := churnFQDN(cs.i)
+		for _, q := range []named{
+			{name, dns.TypeA}, {name, dns.TypeSRV}, {"_web._tcp." + name, dns.TypeSRV}, {"h-0." + name, dns.TypeA},
+			{reverse(t, churnAddr(cs.i, 0)), dns.TypePTR}, {reverse(t, churnAddr(cs.i, churnMaxEndpoints-1)), dns.TypePTR},
+		} {
+			want := answerKey(testkit.Query(t, "udp", b.Addr(), q.name, q.qtype))
+			for _, tg := range targets {
+				got := answerKey(testkit.Query(t, "udp", tg.addr, q.name, q.qtype))
+				if got == want {
+					same++
+				} else {
+					t.Errorf("%s: headless (%s) answers\n%s\nthe kubernetes plugin\n%s", q, tg.name, got, want)
+				}
+				compared++
+			}
+		}
+	}
+	t.Logf("the final state: %d of %d answers the same as the kubernetes plugin's", same, compared)
 }
 
 // resync sets the state of s to the API's.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -89,13 +89,13 @@ func TestHostileQueries(t *testing.T) {
 	t.Parallel()
 	exclusive(t)
 	ctx := context.Background()
-	if err := fixtures.Apply(ctx, shared.cluster.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, shared.cluster.Client, testkit.Consul("default")); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, serverOptions{})
 	const consul = "consul-server.default.svc.cluster.local."
-	eventually(t, 30*time.Second, "the seed in DNS", func() (bool, string) {
-		r := query(t, s.addr, consul, dns.TypeA)
+	testkit.Eventually(t, 30*time.Second, "the seed in DNS", func() (bool, string) {
+		r := testkit.Query(t, "udp", s.addr, consul, dns.TypeA)
 		return len(r.Answer) == 3, r.String()
 	})
 
@@ -112,13 +112,13 @@ func TestHostileQueries(t *testing.T) {
 		}
 		cases = append(cases, hostileCase{what: fmt.Sprintf("random %d bytes", len(b)), packet: b})
 	}
-	full := newQuery("_http._tcp."+consul, dns.TypeSRV)
+	full := testkit.NewQuery("_http._tcp."+consul, dns.TypeSRV)
 	wire := packed(t, full)
 	for n := range len(wire) {
 		cases = append(cases, hostileCase{what: fmt.Sprintf("query truncated to %d of %d bytes", n, len(wire)), packet: wire[:n]})
 	}
 	// Bytes after a query.
-	cases = append(cases, hostileCase{what: "query and trailing garbage", packet: append(packed(t, newQuery(consul, dns.TypeA)), 0xde, 0xad, 0xbe, 0xef)})
+	cases = append(cases, hostileCase{what: "query and trailing garbage", packet: append(packed(t, testkit.NewQuery(consul, dns.TypeA)), 0xde, 0xad, 0xbe, 0xef)})
 
 	several := new(dns.Msg)
 	several.Id = dns.Id()
@@ -144,7 +144,7 @@ func TestHostileQueries(t *testing.T) {
 		cases = append(cases, hostileCase{what: fmt.Sprintf("class %d", class), packet: packed(t, m), query: true})
 	}
 	for _, name := range []string{consul, "consul-server-0." + consul, "_http._tcp." + consul, "default.svc.cluster.local.", "cluster.local."} {
-		cases = append(cases, hostileCase{what: "ANY " + name, packet: packed(t, newQuery(name, dns.TypeANY)), query: true})
+		cases = append(cases, hostileCase{what: "ANY " + name, packet: packed(t, testkit.NewQuery(name, dns.TypeANY)), query: true})
 	}
 	// The longest names: 255 bytes in wire format, labels of 63, under the
 	// zone, in each position a name of the plugin has.
@@ -170,7 +170,7 @@ func TestHostileQueries(t *testing.T) {
 		`\255\254.` + zone, `*.consul-server.default.` + zone, `..`[1:],
 	} {
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypePTR, dns.TypeAAAA} {
-			m := newQuery(name, qtype)
+			m := testkit.NewQuery(name, qtype)
 			b, err := m.Pack()
 			if err != nil {
 				t.Logf("%q does not pack (%v): sent raw", name, err)
@@ -180,22 +180,22 @@ func TestHostileQueries(t *testing.T) {
 		}
 	}
 	// Every type under a headless name, a host name and a port name.
-	for _, name := range []string{consul, "consul-server-1." + consul, "_http._tcp." + consul, reverse(t, fixtures.ConsulIPs[1])} {
+	for _, name := range []string{consul, "consul-server-1." + consul, "_http._tcp." + consul, reverse(t, testkit.ConsulIPs[1])} {
 		for qtype := 1; qtype <= 260; qtype++ {
-			cases = append(cases, hostileCase{what: fmt.Sprintf("type %d %s", qtype, name), packet: packed(t, newQuery(name, uint16(qtype))), query: true})
+			cases = append(cases, hostileCase{what: fmt.Sprintf("type %d %s", qtype, name), packet: packed(t, testkit.NewQuery(name, uint16(qtype))), query: true})
 		}
-		cases = append(cases, hostileCase{what: "type 65535 " + name, packet: packed(t, newQuery(name, 65535)), query: true})
+		cases = append(cases, hostileCase{what: "type 65535 " + name, packet: packed(t, testkit.NewQuery(name, 65535)), query: true})
 	}
 	// Header flags: a response, other opcodes, a bad EDNS version.
-	resp := newQuery(consul, dns.TypeA)
+	resp := testkit.NewQuery(consul, dns.TypeA)
 	resp.Response = true
 	cases = append(cases, hostileCase{what: "a response", packet: packed(t, resp)})
 	for _, op := range []int{dns.OpcodeIQuery, dns.OpcodeStatus, dns.OpcodeNotify, dns.OpcodeUpdate, 15} {
-		m := newQuery(consul, dns.TypeA)
+		m := testkit.NewQuery(consul, dns.TypeA)
 		m.Opcode = op
 		cases = append(cases, hostileCase{what: fmt.Sprintf("opcode %d", op), packet: packed(t, m), query: op != dns.OpcodeIQuery && op != 15})
 	}
-	badEDNS := newQuery(consul, dns.TypeA)
+	badEDNS := testkit.NewQuery(consul, dns.TypeA)
 	badEDNS.IsEdns0().SetVersion(1)
 	cases = append(cases, hostileCase{what: "EDNS version 1", packet: packed(t, badEDNS), query: true})
 	tiny := new(dns.Msg).SetQuestion(consul, dns.TypeSRV)
@@ -264,7 +264,7 @@ func TestHostileQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 50 {
-		if err := conn.WriteMsg(newQuery(consul, dns.TypeSRV)); err != nil {
+		if err := conn.WriteMsg(testkit.NewQuery(consul, dns.TypeSRV)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,7 +281,7 @@ func TestHostileQueries(t *testing.T) {
 	conn.Close()
 
 	s.alive(t)
-	if r := query(t, s.addr, consul, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 3 {
+	if r := testkit.Query(t, "udp", s.addr, consul, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 3 {
 		t.Errorf("a normal query afterwards: %s", r)
 	}
 	if l := s.Lines("panic"); len(l) > 0 {
@@ -316,36 +316,36 @@ func TestHostileObjects(t *testing.T) {
 		{Name: name(label('p', 15)), Port: num(65535), Protocol: proto(core.ProtocolTCP)},
 	}
 	eps := []discovery.Endpoint{
-		fixtures.Endpoint("10.110.0.1", host63),
-		fixtures.Endpoint("10.110.0.2", "dup-a"),
-		fixtures.Endpoint("10.110.0.2", "dup-b"), // one address, two hostnames
-		fixtures.Endpoint("10.110.0.3", "same"),
-		fixtures.Endpoint("10.110.0.3", "same"),           // the same twice
+		testkit.Endpoint("10.110.0.1", host63),
+		testkit.Endpoint("10.110.0.2", "dup-a"),
+		testkit.Endpoint("10.110.0.2", "dup-b"), // one address, two hostnames
+		testkit.Endpoint("10.110.0.3", "same"),
+		testkit.Endpoint("10.110.0.3", "same"),            // the same twice
 		{Addresses: []string{"10.110.0.4", "10.110.0.5"}}, // two addresses, no hostname
 	}
-	svc := fixtures.Headless(ns, svcName)
+	svc := testkit.Headless(ns, svcName)
 	svc.Spec.Selector = nil
-	if err := fixtures.Apply(ctx, client, fixtures.Objects{Services: []*core.Service{svc}}); err != nil {
+	if err := testkit.Apply(ctx, client, testkit.Objects{Services: []*core.Service{svc}}); err != nil {
 		t.Fatal(err)
 	}
 	// Each slice alone: what the API server refuses is no threat, but log it.
 	accepted := map[string]bool{}
 	for _, sl := range []*discovery.EndpointSlice{
-		fixtures.Slice(ns, svcName, "main", discovery.AddressTypeIPv4, ports, eps...),
-		fixtures.Slice(ns, svcName, "pods", discovery.AddressTypeIPv4, ports[:1],
-			fixtures.Pod(fixtures.Endpoint("10.110.0.6", ""), "pod.with.dots"),
-			fixtures.Pod(fixtures.Endpoint("10.110.0.8", ""), "p"+label('o', 70))), // too long: the address names it
-		fixtures.Slice(ns, svcName, "upper", discovery.AddressTypeIPv4, ports[:1],
-			fixtures.Pod(fixtures.Endpoint("10.110.0.7", ""), "Pod-Upper")),
+		testkit.Slice(ns, svcName, "main", discovery.AddressTypeIPv4, ports, eps...),
+		testkit.Slice(ns, svcName, "pods", discovery.AddressTypeIPv4, ports[:1],
+			testkit.Pod(testkit.Endpoint("10.110.0.6", ""), "pod.with.dots"),
+			testkit.Pod(testkit.Endpoint("10.110.0.8", ""), "p"+label('o', 70))), // too long: the address names it
+		testkit.Slice(ns, svcName, "upper", discovery.AddressTypeIPv4, ports[:1],
+			testkit.Pod(testkit.Endpoint("10.110.0.7", ""), "Pod-Upper")),
 		// The same endpoint in a second slice.
-		fixtures.Slice(ns, svcName, "again", discovery.AddressTypeIPv4, ports[:1], fixtures.Endpoint("10.110.0.3", "same")),
-		fixtures.Slice(ns, svcName, "v6", discovery.AddressTypeIPv6, ports[:2],
-			fixtures.Endpoint("fd00::1", "six"), fixtures.Endpoint("fd00::", "")),
-		fixtures.Slice(ns, svcName, "mapped", discovery.AddressTypeIPv6, ports[:2], fixtures.Endpoint("::ffff:10.110.0.9", "mapped")),
-		fixtures.Slice(ns, svcName, "fqdn", discovery.AddressTypeFQDN, ports[:1], fixtures.Endpoint("example.com", "fqdn")),
-		fixtures.Slice(ns, svcName, "noports", discovery.AddressTypeIPv4, nil, fixtures.Endpoint("10.110.0.10", "bare")),
+		testkit.Slice(ns, svcName, "again", discovery.AddressTypeIPv4, ports[:1], testkit.Endpoint("10.110.0.3", "same")),
+		testkit.Slice(ns, svcName, "v6", discovery.AddressTypeIPv6, ports[:2],
+			testkit.Endpoint("fd00::1", "six"), testkit.Endpoint("fd00::", "")),
+		testkit.Slice(ns, svcName, "mapped", discovery.AddressTypeIPv6, ports[:2], testkit.Endpoint("::ffff:10.110.0.9", "mapped")),
+		testkit.Slice(ns, svcName, "fqdn", discovery.AddressTypeFQDN, ports[:1], testkit.Endpoint("example.com", "fqdn")),
+		testkit.Slice(ns, svcName, "noports", discovery.AddressTypeIPv4, nil, testkit.Endpoint("10.110.0.10", "bare")),
 	} {
-		if err := fixtures.Apply(ctx, client, fixtures.Objects{Slices: []*discovery.EndpointSlice{sl}}); err != nil {
+		if err := testkit.Apply(ctx, client, testkit.Objects{Slices: []*discovery.EndpointSlice{sl}}); err != nil {
 			t.Logf("the API server refuses slice %s: %v", sl.Name, err)
 			continue
 		}
@@ -356,7 +356,7 @@ func TestHostileObjects(t *testing.T) {
 	}
 	// What the API server refuses is no threat; log it.
 	for _, h := range []string{"Bad_Host", "a.b", "-x", label('x', 64), "UPPER", "ünï"} {
-		sl := fixtures.Slice(ns, svcName, "bad", discovery.AddressTypeIPv4, ports[:1], fixtures.Endpoint("10.110.1.1", h))
+		sl := testkit.Slice(ns, svcName, "bad", discovery.AddressTypeIPv4, ports[:1], testkit.Endpoint("10.110.1.1", h))
 		if _, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, sl, meta.CreateOptions{}); err == nil {
 			t.Logf("the API server accepts the hostname %q", h)
 			_ = client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "bad", meta.DeleteOptions{})
@@ -365,7 +365,7 @@ func TestHostileObjects(t *testing.T) {
 		}
 	}
 	for _, a := range []string{"010.110.1.1", "10.110.1.1%eth0", "1.2.3", "fe80::1%eth0"} {
-		sl := fixtures.Slice(ns, svcName, "bad", discovery.AddressTypeIPv4, ports[:1], fixtures.Endpoint(a, "x"))
+		sl := testkit.Slice(ns, svcName, "bad", discovery.AddressTypeIPv4, ports[:1], testkit.Endpoint(a, "x"))
 		if _, err := client.DiscoveryV1().EndpointSlices(ns).Create(ctx, sl, meta.CreateOptions{}); err == nil {
 			t.Logf("the API server accepts the address %q", a)
 			_ = client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "bad", meta.DeleteOptions{})
@@ -375,8 +375,8 @@ func TestHostileObjects(t *testing.T) {
 	}
 
 	base := svcName + "." + ns + ".svc.cluster.local."
-	eventually(t, 30*time.Second, "the objects in DNS", func() (bool, string) {
-		r := query(t, s.addr, "bare."+base, dns.TypeA)
+	testkit.Eventually(t, 30*time.Second, "the objects in DNS", func() (bool, string) {
+		r := testkit.Query(t, "udp", s.addr, "bare."+base, dns.TypeA)
 		return len(r.Answer) == 1, r.String()
 	})
 	names := []string{base, ns + ".svc.cluster.local."}
@@ -398,7 +398,7 @@ func TestHostileObjects(t *testing.T) {
 		}
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeANY} {
 			for _, network := range []string{"udp", "tcp"} {
-				m, err := exchange(network, s.addr, newQuery(n, qtype))
+				m, err := testkit.Exchange(network, s.addr, testkit.NewQuery(n, qtype))
 				if err != nil {
 					t.Fatalf("%s %s over %s: %v", n, dns.TypeToString[qtype], network, err)
 				}
@@ -411,11 +411,11 @@ func TestHostileObjects(t *testing.T) {
 			}
 		}
 	}
-	srv, err := exchange("tcp", s.addr, newQuery(base, dns.TypeSRV))
+	srv, err := testkit.Exchange("tcp", s.addr, testkit.NewQuery(base, dns.TypeSRV))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := query(t, s.addr, base, dns.TypeA)
+	a := testkit.Query(t, "udp", s.addr, base, dns.TypeA)
 	t.Logf("%s: %d A, %d SRV, %d glue (over TCP)", base, len(a.Answer), len(srv.Answer), len(srv.Extra)-1)
 	// Every target has glue, and resolves to the address of its glue.
 	glue := map[string][]string{}
@@ -435,7 +435,7 @@ func TestHostileObjects(t *testing.T) {
 		}
 		var resolved []string
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			for _, rr := range query(t, s.addr, target, qtype).Answer {
+			for _, rr := range testkit.Query(t, "udp", s.addr, target, qtype).Answer {
 				switch rr := rr.(type) {
 				case *dns.A:
 					resolved = append(resolved, rr.A.String())
@@ -468,7 +468,7 @@ func TestHostileObjects(t *testing.T) {
 		}
 		seen[rr.String()] = true
 	}
-	if r := query(t, s.addr, "pod.with.dots."+base, dns.TypeA); r.Rcode != dns.RcodeNameError {
+	if r := testkit.Query(t, "udp", s.addr, "pod.with.dots."+base, dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Errorf("the endpoint named by a pod with dots: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
 	// A pod name with dots names no endpoint, but its address stays in the

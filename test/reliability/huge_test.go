@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -24,15 +24,15 @@ const (
 
 // hugeObjects returns a headless service of n endpoints, each with ports web
 // 80 and metrics 9090, in slices of hugePerSlice.
-func hugeObjects(name string, n int) fixtures.Objects {
-	ports := []discovery.EndpointPort{fixtures.Port("web", 80, core.ProtocolTCP), fixtures.Port("metrics", 9090, core.ProtocolTCP)}
-	o := fixtures.Objects{Services: []*core.Service{fixtures.Headless(hugeNS, name)}}
+func hugeObjects(name string, n int) testkit.Objects {
+	ports := []discovery.EndpointPort{testkit.Port("web", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+	o := testkit.Objects{Services: []*core.Service{testkit.Headless(hugeNS, name)}}
 	for lo := 0; lo < n; lo += hugePerSlice {
 		var eps []discovery.Endpoint
 		for i := lo; i < min(n, lo+hugePerSlice); i++ {
-			eps = append(eps, fixtures.Endpoint(fmt.Sprintf("10.100.%d.%d", i/250, i%250+1), fmt.Sprintf("%s-%d", name, i)))
+			eps = append(eps, testkit.Endpoint(fmt.Sprintf("10.100.%d.%d", i/250, i%250+1), fmt.Sprintf("%s-%d", name, i)))
 		}
-		o.Slices = append(o.Slices, fixtures.Slice(hugeNS, name, fmt.Sprintf("%s-%d", name, lo/hugePerSlice), discovery.AddressTypeIPv4, ports, eps...))
+		o.Slices = append(o.Slices, testkit.Slice(hugeNS, name, fmt.Sprintf("%s-%d", name, lo/hugePerSlice), discovery.AddressTypeIPv4, ports, eps...))
 	}
 	return o
 }
@@ -40,7 +40,7 @@ func hugeObjects(name string, n int) fixtures.Objects {
 // exchangeSize sends m over network and returns the reply and its size.
 func exchangeSize(t testing.TB, network, addr string, m *dns.Msg) (*dns.Msg, int) {
 	t.Helper()
-	r, err := exchange(network, addr, m)
+	r, err := testkit.Exchange(network, addr, m)
 	if err != nil {
 		t.Fatalf("%s over %s: %v", m.Question[0].Name, network, err)
 	}
@@ -97,14 +97,14 @@ func TestHugeService(t *testing.T) {
 	ctx := context.Background()
 	o := hugeObjects("big", hugeEndpoints)
 	o.Add(hugeObjects("small", 10))
-	if err := fixtures.Apply(ctx, shared.cluster.Client, o); err != nil {
+	if err := testkit.Apply(ctx, shared.cluster.Client, o); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, serverOptions{})
 	big := "big." + hugeNS + ".svc.cluster.local."
 	small := "small." + hugeNS + ".svc.cluster.local."
-	eventually(t, time.Minute, "the huge service in DNS", func() (bool, string) {
-		r, err := exchange("tcp", s.addr, newQuery(big, dns.TypeA))
+	testkit.Eventually(t, time.Minute, "the huge service in DNS", func() (bool, string) {
+		r, err := testkit.Exchange("tcp", s.addr, testkit.NewQuery(big, dns.TypeA))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -112,7 +112,7 @@ func TestHugeService(t *testing.T) {
 	})
 
 	// A over TCP: the whole answer fits.
-	a, size := exchangeSize(t, "tcp", s.addr, newQuery(big, dns.TypeA))
+	a, size := exchangeSize(t, "tcp", s.addr, testkit.NewQuery(big, dns.TypeA))
 	seen := map[string]bool{}
 	for _, rr := range a.Answer {
 		seen[rr.(*dns.A).A.String()] = true
@@ -152,7 +152,7 @@ func TestHugeService(t *testing.T) {
 		{big, 2 * hugeEndpoints, 3 * hugeEndpoints},
 		{"_web._tcp." + big, hugeEndpoints, 2 * hugeEndpoints},
 	} {
-		r, size := exchangeSize(t, "tcp", s.addr, newQuery(c.name, dns.TypeSRV))
+		r, size := exchangeSize(t, "tcp", s.addr, testkit.NewQuery(c.name, dns.TypeSRV))
 		n, g := checkSRVPart(t, "SRV over TCP", r)
 		t.Logf("SRV %s over TCP: %d SRV, %d glue, %d bytes, TC %v", c.name, n, g, size, r.Truncated)
 		switch {
@@ -178,7 +178,7 @@ func TestHugeService(t *testing.T) {
 		c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}
 		begin := time.Now()
 		for range timedQueries {
-			r, _, err := c.ExchangeWithConn(newQuery(name, dns.TypeSRV), conn)
+			r, _, err := c.ExchangeWithConn(testkit.NewQuery(name, dns.TypeSRV), conn)
 			if err != nil || r.Rcode != dns.RcodeSuccess {
 				t.Fatalf("SRV %s: %v %v", name, err, r)
 			}

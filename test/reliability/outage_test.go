@@ -3,12 +3,13 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -52,27 +53,27 @@ func (n named) String() string { return n.name + " " + dns.TypeToString[n.qtype]
 
 // outageObjects returns the services of namespace outage: web with the given
 // hosts, db with n endpoints, and api when withAPI.
-func outageObjects(webHosts []int, dbN int, withAPI bool) fixtures.Objects {
+func outageObjects(webHosts []int, dbN int, withAPI bool) testkit.Objects {
 	const ns = "outage"
-	http := []discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}
-	o := fixtures.Objects{Services: []*core.Service{fixtures.Headless(ns, "db")}}
+	http := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}
+	o := testkit.Objects{Services: []*core.Service{testkit.Headless(ns, "db")}}
 	var db []discovery.Endpoint
 	for i := range dbN {
-		db = append(db, fixtures.Endpoint(fmt.Sprintf("10.61.0.%d", i+1), fmt.Sprintf("db-%d", i)))
+		db = append(db, testkit.Endpoint(fmt.Sprintf("10.61.0.%d", i+1), fmt.Sprintf("db-%d", i)))
 	}
-	o.Slices = append(o.Slices, fixtures.Slice(ns, "db", "db-1", discovery.AddressTypeIPv4, http, db...))
+	o.Slices = append(o.Slices, testkit.Slice(ns, "db", "db-1", discovery.AddressTypeIPv4, http, db...))
 	if webHosts != nil {
 		var web []discovery.Endpoint
 		for _, i := range webHosts {
-			web = append(web, fixtures.Endpoint(fmt.Sprintf("10.60.0.%d", i+1), fmt.Sprintf("web-%d", i)))
+			web = append(web, testkit.Endpoint(fmt.Sprintf("10.60.0.%d", i+1), fmt.Sprintf("web-%d", i)))
 		}
-		o.Services = append(o.Services, fixtures.Headless(ns, "web"))
-		o.Slices = append(o.Slices, fixtures.Slice(ns, "web", "web-1", discovery.AddressTypeIPv4, http, web...))
+		o.Services = append(o.Services, testkit.Headless(ns, "web"))
+		o.Slices = append(o.Slices, testkit.Slice(ns, "web", "web-1", discovery.AddressTypeIPv4, http, web...))
 	}
 	if withAPI {
-		o.Services = append(o.Services, fixtures.Headless(ns, "api"))
-		o.Slices = append(o.Slices, fixtures.Slice(ns, "api", "api-1", discovery.AddressTypeIPv4, http,
-			fixtures.Endpoint("10.62.0.1", "api-0")))
+		o.Services = append(o.Services, testkit.Headless(ns, "api"))
+		o.Slices = append(o.Slices, testkit.Slice(ns, "api", "api-1", discovery.AddressTypeIPv4, http,
+			testkit.Endpoint("10.62.0.1", "api-0")))
 	}
 	return o
 }
@@ -94,14 +95,24 @@ func deleteService(ctx context.Context, t testing.TB, client kubernetes.Interfac
 // outages.
 func TestAPIServerOutage(t *testing.T) {
 	t.Parallel()
+	_, err := testkit.TCPConns(os.Getpid(), 1)
+	testkit.Require(t, err)
 	ctx := context.Background()
 	c := ownCluster(t, cluster.Options{})
-	o := fixtures.Consul("default")
+	o := testkit.Consul("default")
 	o.Add(outageObjects([]int{0, 1}, 2, false))
-	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+	if err := testkit.Apply(ctx, c.Client, o); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, serverOptions{Kubeconfig: c.Kubeconfig, Pprof: true})
+	apiConns := func() int {
+		t.Helper()
+		n, err := testkit.TCPConns(s.PID(), apiPort(t, c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 
 	const (
 		consul = "consul-server.default.svc.cluster.local."
@@ -127,7 +138,7 @@ func TestAPIServerOutage(t *testing.T) {
 				{names[9], dbN}, {names[11], bool2(withAPI, 1)}, {names[13], bool2(withAPI, 1)},
 			}
 			for _, c := range checks {
-				r := query(t, s.addr, c.n.name, c.n.qtype)
+				r := testkit.Query(t, "udp", s.addr, c.n.name, c.n.qtype)
 				if c.want == 0 && r.Rcode != dns.RcodeNameError || c.want > 0 && (r.Rcode != dns.RcodeSuccess || len(r.Answer) != c.want) {
 					return false, fmt.Sprintf("%s: want %d answers, got %s", c.n, c.want, r)
 				}
@@ -135,11 +146,11 @@ func TestAPIServerOutage(t *testing.T) {
 			return true, ""
 		}
 	}
-	eventually(t, 30*time.Second, "the objects in DNS", state(true, 2, false))
+	testkit.Eventually(t, 30*time.Second, "the objects in DNS", state(true, 2, false))
 	// Let the informers settle before the baseline.
 	time.Sleep(2 * time.Second)
 	goroutinesBefore := s.goroutines(t)
-	connsBefore := tcpConns(t, s.PID(), apiPort(t, c))
+	connsBefore := apiConns()
 	t.Logf("before the outages: %d goroutines, %d connections to the API server", goroutinesBefore, connsBefore)
 
 	cycles := []struct {
@@ -150,13 +161,13 @@ func TestAPIServerOutage(t *testing.T) {
 		{outageHold, func() {
 			// A deletion, an addition and a modification.
 			deleteService(ctx, t, c.Client, "outage", "web")
-			if err := fixtures.Apply(ctx, c.Client, outageObjects(nil, 3, true)); err != nil {
+			if err := testkit.Apply(ctx, c.Client, outageObjects(nil, 3, true)); err != nil {
 				t.Fatal(err)
 			}
 		}, state(false, 3, true)},
 		{outageHold / 2, func() {
 			deleteService(ctx, t, c.Client, "outage", "api")
-			if err := fixtures.Apply(ctx, c.Client, outageObjects([]int{0, 1}, 1, false)); err != nil {
+			if err := testkit.Apply(ctx, c.Client, outageObjects([]int{0, 1}, 1, false)); err != nil {
 				t.Fatal(err)
 			}
 		}, state(true, 1, false)},
@@ -165,7 +176,7 @@ func TestAPIServerOutage(t *testing.T) {
 		// The answers of every name that has some, before the outage.
 		snapshot := map[named]string{}
 		for _, n := range names {
-			if r := query(t, s.addr, n.name, n.qtype); r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+			if r := testkit.Query(t, "udp", s.addr, n.name, n.qtype); r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
 				snapshot[n] = answerKey(r)
 			}
 		}
@@ -174,7 +185,7 @@ func TestAPIServerOutage(t *testing.T) {
 		queries := 0
 		for time.Since(down) < cycle.hold {
 			for n, want := range snapshot {
-				r := query(t, s.addr, n.name, n.qtype)
+				r := testkit.Query(t, "udp", s.addr, n.name, n.qtype)
 				queries++
 				if r.Rcode == dns.RcodeServerFailure || len(r.Answer) == 0 {
 					t.Fatalf("outage %d, after %v: %s: %s with %d answers", i+1, time.Since(down).Round(time.Millisecond), n, dns.RcodeToString[r.Rcode], len(r.Answer))
@@ -193,7 +204,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Logf("outage %d: %d queries of %d names answered as before for %v; API server back after %v",
 			i+1, queries, len(snapshot), cycle.hold, back.Sub(down).Round(time.Millisecond))
 		cycle.change()
-		eventually(t, recoverWithin, fmt.Sprintf("the changes made after outage %d", i+1), cycle.want)
+		testkit.Eventually(t, recoverWithin, fmt.Sprintf("the changes made after outage %d", i+1), cycle.want)
 		t.Logf("outage %d: changes served %v after the API server was back", i+1, time.Since(back).Round(time.Millisecond))
 	}
 
@@ -205,8 +216,8 @@ func TestAPIServerOutage(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	var conns int
-	eventually(t, 10*time.Second, fmt.Sprintf("at most %d connections to the API server", maxAPIConns), func() (bool, string) {
-		conns = tcpConns(t, s.PID(), apiPort(t, c))
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("at most %d connections to the API server", maxAPIConns), func() (bool, string) {
+		conns = apiConns()
 		return conns <= maxAPIConns && conns > 0, fmt.Sprintf("%d connections", conns)
 	})
 	t.Logf("after 2 outages: %d goroutines (before: %d), %d connections to the API server (before: %d)",

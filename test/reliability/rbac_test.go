@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/fixtures"
+	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -39,13 +39,13 @@ func TestLeastPrivilege(t *testing.T) {
 	c := shared.cluster
 	const saNS, role = "dns-system", "headless-dns-reliability"
 
-	o := fixtures.Consul("default")
-	o.Add(fixtures.Objects{
-		Services: []*core.Service{fixtures.Headless("rbac-other", "web")},
-		Slices: []*discovery.EndpointSlice{fixtures.Slice("rbac-other", "web", "web-1", discovery.AddressTypeIPv4,
-			[]discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}, fixtures.Endpoint("10.120.0.1", "web-0"))},
+	o := testkit.Consul("default")
+	o.Add(testkit.Objects{
+		Services: []*core.Service{testkit.Headless("rbac-other", "web")},
+		Slices: []*discovery.EndpointSlice{testkit.Slice("rbac-other", "web", "web-1", discovery.AddressTypeIPv4,
+			[]discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}, testkit.Endpoint("10.120.0.1", "web-0"))},
 	})
-	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+	if err := testkit.Apply(ctx, c.Client, o); err != nil {
 		t.Fatal(err)
 	}
 	allowed, err := c.ServiceAccountKubeconfig(ctx, saNS, "headless")
@@ -79,7 +79,7 @@ func TestLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the role to take effect", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the role to take effect", func() (bool, string) {
 		if _, err := sa.CoreV1().Services("").List(ctx, meta.ListOptions{Limit: 1}); err != nil {
 			return false, err.Error()
 		}
@@ -96,9 +96,9 @@ func TestLeastPrivilege(t *testing.T) {
 				want int
 			}{
 				{named{consul, dns.TypeA}, 3}, {named{consul, dns.TypeSRV}, 15},
-				{named{"consul-server-2." + consul, dns.TypeA}, 1}, {named{reverse(t, fixtures.ConsulIPs[2]), dns.TypePTR}, 1},
+				{named{"consul-server-2." + consul, dns.TypeA}, 1}, {named{reverse(t, testkit.ConsulIPs[2]), dns.TypePTR}, 1},
 			} {
-				r := query(t, s.addr, q.n.name, q.n.qtype)
+				r := testkit.Query(t, "udp", s.addr, q.n.name, q.n.qtype)
 				if r.Rcode != dns.RcodeSuccess || len(r.Answer) != q.want {
 					return false, fmt.Sprintf("%s: %s", q.n, r)
 				}
@@ -109,12 +109,12 @@ func TestLeastPrivilege(t *testing.T) {
 
 	t.Run("allowed", func(t *testing.T) {
 		s := startServer(t, serverOptions{Kubeconfig: allowed, Ready: true})
-		eventually(t, 30*time.Second, "the seed", seed(s))
-		eventually(t, 30*time.Second, "/ready 200", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "the seed", seed(s))
+		testkit.Eventually(t, 30*time.Second, "/ready 200", func() (bool, string) {
 			code := s.readyStatus()
 			return code == http.StatusOK, fmt.Sprint(code)
 		})
-		if r := query(t, s.addr, other, dns.TypeA); len(r.Answer) != 1 {
+		if r := testkit.Query(t, "udp", s.addr, other, dns.TypeA); len(r.Answer) != 1 {
 			t.Errorf("%s: %s", other, r)
 		}
 		if l := s.Lines("forbidden"); len(l) > 0 {
@@ -124,13 +124,13 @@ func TestLeastPrivilege(t *testing.T) {
 
 	t.Run("namespaces", func(t *testing.T) {
 		s := startServer(t, serverOptions{Kubeconfig: allowed, Namespaces: "default"})
-		eventually(t, 30*time.Second, "the seed", seed(s))
+		testkit.Eventually(t, 30*time.Second, "the seed", seed(s))
 		for _, n := range []named{
 			{other, dns.TypeA}, {other, dns.TypeSRV}, {"web-0." + other, dns.TypeA}, {"_http._tcp." + other, dns.TypeSRV},
 			{"rbac-other.svc.cluster.local.", dns.TypeA}, {reverse(t, "10.120.0.1"), dns.TypePTR},
 		} {
 			for range 3 {
-				if r := query(t, s.addr, n.name, n.qtype); r.Rcode != dns.RcodeNameError || len(r.Answer) > 0 {
+				if r := testkit.Query(t, "udp", s.addr, n.name, n.qtype); r.Rcode != dns.RcodeNameError || len(r.Answer) > 0 {
 					t.Errorf("%s outside the namespaces: %s", n, r)
 				}
 			}
@@ -140,9 +140,9 @@ func TestLeastPrivilege(t *testing.T) {
 	t.Run("denied", func(t *testing.T) {
 		s := startServer(t, serverOptions{Kubeconfig: denied, Ready: true, StartupTimeout: "2s"})
 		var forbidden []string
-		eventually(t, 30*time.Second, "a forbidden error in the log", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "a forbidden error in the log", func() (bool, string) {
 			forbidden = s.Lines("forbidden")
-			return len(forbidden) > 0, tailLines(s.Output(), 10)
+			return len(forbidden) > 0, s.Tail(10)
 		})
 		t.Logf("logged: %s", strings.TrimSpace(forbidden[0]))
 		if !strings.Contains(forbidden[0], "plugin/headless") || !strings.Contains(forbidden[0], "list") {
@@ -153,7 +153,7 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Fatal("/ready is 200 without permission to list")
 			}
 		}
-		if r := query(t, s.addr, consul, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+		if r := testkit.Query(t, "udp", s.addr, consul, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
 			t.Errorf("%s without permission: %s, want SERVFAIL", consul, dns.RcodeToString[r.Rcode])
 		}
 		s.alive(t)

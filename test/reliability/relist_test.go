@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -67,23 +67,23 @@ func (m model) apply(ctx context.Context, t testing.TB, c *cluster.Cluster, prev
 			}
 		}
 	}
-	var o fixtures.Objects
+	var o testkit.Objects
 	for svc, ss := range m {
-		o.Services = append(o.Services, fixtures.Headless(relistNS, svc))
+		o.Services = append(o.Services, testkit.Headless(relistNS, svc))
 		for name, eps := range ss {
 			var es []discovery.Endpoint
 			for _, e := range eps {
-				d := fixtures.Endpoint(e.ip, e.host)
+				d := testkit.Endpoint(e.ip, e.host)
 				if e.notReady {
-					d = fixtures.Ready(d, false)
+					d = testkit.Ready(d, false)
 				}
 				es = append(es, d)
 			}
-			o.Slices = append(o.Slices, fixtures.Slice(relistNS, svc, name, discovery.AddressTypeIPv4,
-				[]discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)}, es...))
+			o.Slices = append(o.Slices, testkit.Slice(relistNS, svc, name, discovery.AddressTypeIPv4,
+				[]discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}, es...))
 		}
 	}
-	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+	if err := testkit.Apply(ctx, c.Client, o); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -130,7 +130,7 @@ func (m model) matches(t testing.TB, addr string, all *everything) (bool, string
 	for svc := range all.services {
 		name := svc + "." + relistNS + zone
 		want := m.ready(svc)
-		a := query(t, addr, name, dns.TypeA)
+		a := testkit.Query(t, "udp", addr, name, dns.TypeA)
 		if len(want) == 0 {
 			if a.Rcode != dns.RcodeNameError {
 				return false, fmt.Sprintf("%s A: %s, want NXDOMAIN", name, dns.RcodeToString[a.Rcode])
@@ -148,7 +148,7 @@ func (m model) matches(t testing.TB, addr string, all *everything) (bool, string
 				gotA = append(gotA, rr.A.String())
 			}
 		}
-		srv := query(t, addr, name, dns.TypeSRV)
+		srv := testkit.Query(t, "udp", addr, name, dns.TypeSRV)
 		for _, rr := range srv.Answer {
 			if rr, ok := rr.(*dns.SRV); ok {
 				gotSRV = append(gotSRV, fmt.Sprintf("%d %s", rr.Port, rr.Target))
@@ -168,8 +168,8 @@ func (m model) matches(t testing.TB, addr string, all *everything) (bool, string
 	for e, svc := range all.eps {
 		host := e.host + "." + svc + "." + relistNS + zone
 		live := slices.ContainsFunc(m.ready(svc), func(r ep) bool { return r.ip == e.ip && r.host == e.host })
-		a := query(t, addr, host, dns.TypeA)
-		ptr := query(t, addr, reverse(t, e.ip), dns.TypePTR)
+		a := testkit.Query(t, "udp", addr, host, dns.TypeA)
+		ptr := testkit.Query(t, "udp", addr, reverse(t, e.ip), dns.TypePTR)
 		if !live {
 			if a.Rcode != dns.RcodeNameError || ptr.Rcode != dns.RcodeNameError {
 				return false, fmt.Sprintf("%s (gone or not ready): A %s, PTR %s, want NXDOMAIN", host, a, ptr)
@@ -186,30 +186,12 @@ func (m model) matches(t testing.TB, addr string, all *everything) (bool, string
 	return true, ""
 }
 
-// writeKubeconfig writes an admin kubeconfig for c whose server is the
+// proxyKubeconfig writes an admin kubeconfig for c whose server is the
 // proxy's address.
 func proxyKubeconfig(t testing.TB, c *cluster.Cluster, p *proxy) string {
 	t.Helper()
-	const tmpl = `apiVersion: v1
-kind: Config
-clusters:
-- name: proxied
-  cluster:
-    server: https://%s
-    insecure-skip-tls-verify: true
-users:
-- name: admin
-  user:
-    token: %q
-contexts:
-- name: proxied
-  context:
-    cluster: proxied
-    user: admin
-current-context: proxied
-`
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(tmpl, p.addr, c.Token)), 0o600); err != nil {
+	if err := c.WriteKubeconfig(path, "https://"+p.addr); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -332,7 +314,7 @@ func TestWatchCut(t *testing.T) {
 	}
 	m0.apply(ctx, t, c, model{})
 	s := startServer(t, serverOptions{Kubeconfig: proxyKubeconfig(t, c, p)})
-	eventually(t, 30*time.Second, "the first state in DNS", func() (bool, string) { return m0.matches(t, s.addr, all) })
+	testkit.Eventually(t, 30*time.Second, "the first state in DNS", func() (bool, string) { return m0.matches(t, s.addr, all) })
 
 	steps := []struct {
 		what     string
@@ -363,7 +345,7 @@ func TestWatchCut(t *testing.T) {
 		attempts := p.connections() - before
 		p.restore(t)
 		back := time.Now()
-		eventually(t, recoverWithin, "the changes made during the cut ("+st.what+")", func() (bool, string) { return st.to.matches(t, s.addr, all) })
+		testkit.Eventually(t, recoverWithin, "the changes made during the cut ("+st.what+")", func() (bool, string) { return st.to.matches(t, s.addr, all) })
 		took := time.Since(back)
 		time.Sleep(time.Second) // for the audit log
 		lists, resumes := pluginRequests(t, audit, back.Add(-time.Second))

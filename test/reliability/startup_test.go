@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
-	"github.com/headlessdns/headless/test/fixtures"
 
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
@@ -23,7 +23,7 @@ func TestStartWithoutAPIServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := ownCluster(t, cluster.Options{})
-	if err := fixtures.Apply(ctx, c.Client, fixtures.Consul("default")); err != nil {
+	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
 		t.Fatal(err)
 	}
 	c.StopAPIServer()
@@ -42,13 +42,13 @@ func TestStartWithoutAPIServer(t *testing.T) {
 	const consul = "consul-server.default.svc.cluster.local."
 	unknown := []named{
 		{consul, dns.TypeA}, {consul, dns.TypeSRV}, {"consul-server-0." + consul, dns.TypeA},
-		{"_http._tcp." + consul, dns.TypeSRV}, {reverse(t, fixtures.ConsulIPs[0]), dns.TypePTR},
+		{"_http._tcp." + consul, dns.TypeSRV}, {reverse(t, testkit.ConsulIPs[0]), dns.TypePTR},
 		{"app.startup.svc.cluster.local.", dns.TypeA},
 	}
 	// For a few seconds: SERVFAIL for every name, and not ready.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		for _, n := range unknown {
-			if r := query(t, s.addr, n.name, n.qtype); r.Rcode != dns.RcodeServerFailure {
+			if r := testkit.Query(t, "udp", s.addr, n.name, n.qtype); r.Rcode != dns.RcodeServerFailure {
 				t.Fatalf("%s without the API server: %s, want SERVFAIL", n, dns.RcodeToString[r.Rcode])
 			}
 		}
@@ -63,30 +63,30 @@ func TestStartWithoutAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	o := fixtures.Objects{
-		Services: []*core.Service{fixtures.Headless("startup", "app")},
-		Slices: []*discovery.EndpointSlice{fixtures.Slice("startup", "app", "app-1", discovery.AddressTypeIPv4,
-			[]discovery.EndpointPort{fixtures.Port("http", 80, core.ProtocolTCP)},
-			fixtures.Endpoint("10.70.0.1", "app-0"), fixtures.Endpoint("10.70.0.2", "app-1"))},
+	o := testkit.Objects{
+		Services: []*core.Service{testkit.Headless("startup", "app")},
+		Slices: []*discovery.EndpointSlice{testkit.Slice("startup", "app", "app-1", discovery.AddressTypeIPv4,
+			[]discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)},
+			testkit.Endpoint("10.70.0.1", "app-0"), testkit.Endpoint("10.70.0.2", "app-1"))},
 	}
-	if err := fixtures.Apply(ctx, c.Client, o); err != nil {
+	if err := testkit.Apply(ctx, c.Client, o); err != nil {
 		t.Fatal(err)
 	}
 	// The reflectors retry a failed list after a delay that doubles from
 	// 0.8s (see recoverWithin): a few seconds here.
-	eventually(t, time.Minute, "/ready 200", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "/ready 200", func() (bool, string) {
 		code := s.readyStatus()
 		return code == http.StatusOK, fmt.Sprintf("status %d", code)
 	})
 	t.Logf("ready %v after the API server was back", time.Since(back).Round(time.Millisecond))
-	eventually(t, 30*time.Second, "the objects in DNS", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the objects in DNS", func() (bool, string) {
 		for _, c := range []struct {
 			n    named
 			want int
 		}{
 			{unknown[0], 3}, {unknown[1], 15}, {unknown[2], 1}, {unknown[3], 3}, {unknown[4], 1}, {unknown[5], 2},
 		} {
-			r := query(t, s.addr, c.n.name, c.n.qtype)
+			r := testkit.Query(t, "udp", s.addr, c.n.name, c.n.qtype)
 			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != c.want {
 				return false, fmt.Sprintf("%s: want %d answers, got %s", c.n, c.want, r)
 			}
@@ -94,7 +94,7 @@ func TestStartWithoutAPIServer(t *testing.T) {
 		return true, ""
 	})
 	t.Logf("answers correct %v after the API server was back", time.Since(back).Round(time.Millisecond))
-	if r := query(t, s.addr, "nothing.startup.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+	if r := testkit.Query(t, "udp", s.addr, "nothing.startup.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Errorf("an unknown name once synced: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
 }
