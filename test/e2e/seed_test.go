@@ -75,7 +75,7 @@ func TestChanges(t *testing.T) {
 			}
 			eps = append(eps, e)
 		}
-		return testkit.Objects{Slices: []*discovery.EndpointSlice{testkit.Slice(ns, "web", "web-abc", discovery.AddressTypeIPv4, ports, eps...)}}
+		return testkit.Objects{Slices: []*discovery.EndpointSlice{testkit.HeadlessSlice(ns, "web", "web-abc", discovery.AddressTypeIPv4, ports, eps...)}}
 	}
 	const name = "web.changes.svc.cluster.local."
 	answers := func(addr string, want int) func() (bool, string) {

@@ -81,7 +81,7 @@ var churnPorts = []discovery.EndpointPort{testkit.Port("web", 80, core.ProtocolT
 
 // slice returns slice a or b of the current state.
 func (s *churnService) slice(name string, lo, hi int) *discovery.EndpointSlice {
-	return testkit.Slice(churnNS, churnName(s.i), churnName(s.i)+"-"+name, discovery.AddressTypeIPv4, churnPorts, s.endpoints(lo, hi)...)
+	return testkit.HeadlessSlice(churnNS, churnName(s.i), churnName(s.i)+"-"+name, discovery.AddressTypeIPv4, churnPorts, s.endpoints(lo, hi)...)
 }
 
 // write creates or updates one slice from want, keeping its last written

@@ -345,6 +345,9 @@ func TestHostileObjects(t *testing.T) {
 		testkit.Slice(ns, svcName, "fqdn", discovery.AddressTypeFQDN, ports[:1], testkit.Endpoint("example.com", "fqdn")),
 		testkit.Slice(ns, svcName, "noports", discovery.AddressTypeIPv4, nil, testkit.Endpoint("10.110.0.10", "bare")),
 	} {
+		// The service has no selector: its slices are hand-written, not
+		// the EndpointSlice controller's.
+		sl.Labels[discovery.LabelManagedBy] = "hostile.example.com"
 		if err := testkit.Apply(ctx, client, testkit.Objects{Slices: []*discovery.EndpointSlice{sl}}); err != nil {
 			t.Logf("the API server refuses slice %s: %v", sl.Name, err)
 			continue
