@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/headlessdns/headless/test/cluster"
 	"github.com/headlessdns/headless/internal/testkit"
+	"github.com/headlessdns/headless/test/cluster"
 
 	"github.com/miekg/dns"
 	authn "k8s.io/api/authentication/v1"
