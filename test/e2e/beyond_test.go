@@ -312,8 +312,8 @@ func TestTerminatingFallback(t *testing.T) {
 	if err := testkit.Apply(ctx, shared.cluster.Client, testkit.Objects{Slices: drain(ns, true)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, addr := range []string{kubernetes, on} {
-		testkit.Eventually(t, 10*time.Second, "db-1 ready at "+addr, func() (bool, string) {
+	for _, addr := range []string{kubernetes, off, on} {
+		testkit.Eventually(t, 10*time.Second, service+" to answer db-1 alone at "+addr, func() (bool, string) {
 			r := testkit.Query(t, "udp", addr, service, dns.TypeA)
 			return len(r.Answer) == 1, r.String()
 		})
