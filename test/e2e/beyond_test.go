@@ -91,7 +91,7 @@ func TestNegativeTTL(t *testing.T) {
 		on         bool
 	}{
 		{"deploy/Corefile", deployed(t), true},
-		{"without negative_ttl", deployed(t, optionsOff...), false},
+		{"drop-in without the options", deployed(t, optionsOff...), false},
 		{"kubernetes alone", deployed(t, headlessOff...), false},
 	}
 	asked := time.Now()
@@ -225,7 +225,7 @@ func TestStablePTR(t *testing.T) {
 	shipped, dropped := deployed(t), deployed(t, optionsOff...)
 	for _, net := range []string{"udp", "tcp"} {
 		sameRecords(t, "deploy/Corefile: PTR of db-0 over "+net, testkit.Query(t, net, shipped, pod, dns.TypePTR).Answer, stable, false)
-		sameRecords(t, "without stable_ptr: PTR of db-0 over "+net, testkit.Query(t, net, dropped, pod, dns.TypePTR).Answer, all, false)
+		sameRecords(t, "drop-in without the options: PTR of db-0 over "+net, testkit.Query(t, net, dropped, pod, dns.TypePTR).Answer, all, false)
 		want := testkit.Query(t, net, kubernetes, nameless, dns.TypePTR).Answer
 		for _, addr := range []string{shipped, dropped} {
 			sameRecords(t, "PTR of 10.21.0.2 over "+net+" at "+addr, testkit.Query(t, net, addr, nameless, dns.TypePTR).Answer, want, false)
