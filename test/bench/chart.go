@@ -34,7 +34,8 @@ func (r *report) chart(ts []target) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="13">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">headless against kubernetes, the drop-in against stock: times better (1x = same)</text>`+"\n", 10)
-	for v := 0.0; v <= scaleMax; v++ {
+	step := math.Max(1, math.Ceil(scaleMax/10)) // at most 10 grid lines
+	for v := 0.0; v <= scaleMax; v += step {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle" fill="#666">%.0fx</text>`+"\n",
 			x(v), top-8, x(v), height-30, x(v), height-14, v)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/headlessdns/headless/test/cluster"
 
 	"github.com/miekg/dns"
-	discovery "k8s.io/api/discovery/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -102,6 +101,7 @@ func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig
 type prodProc struct {
 	setup string
 	srv   *testkit.Server
+	port  int
 	addr  string
 	pprof int
 	meter *meter // nil unless metered
@@ -126,7 +126,7 @@ func (b *bench) startSetup(ctx context.Context, setup string, cpu int, withCache
 	if err != nil {
 		return nil, err
 	}
-	p := &prodProc{setup: setup, addr: testkit.Addr(ports[0]), pprof: ports[1]}
+	p := &prodProc{setup: setup, port: ports[0], addr: testkit.Addr(ports[0]), pprof: ports[1]}
 	kubeconfig := b.kubeconfig
 	if metered && setup != whoami {
 		if p.meter, err = newMeter(b.cluster, b.path(fmt.Sprintf("kubeconfig-%d", ports[0]))); err != nil {
@@ -225,7 +225,7 @@ func (b *bench) measureProductionQPS(ctx context.Context) error {
 			}
 			best := 0.0
 			for range b.cfg.rounds {
-				qps, err := dnsperf(ctx, b.files[headlessMix], portOf(p.addr), b.cfg.duration, 0)
+				qps, err := dnsperf(ctx, b.files[headlessMix], p.port, b.cfg.duration, 0)
 				if err != nil {
 					p.stop()
 					return fmt.Errorf("%s: %w", s, err)
@@ -258,7 +258,7 @@ type relistResult struct {
 // measureRelist runs stock and drop-in at once, unpinned and metered, and
 // samples their resident memory every 100ms while the API server stops for
 // the outage and starts again, until each has received as much again as its
-// initial lists (a relist) and 3s more.
+// initial lists (a relist), for up to 3 minutes, and 3s more.
 func (b *bench) measureRelist(ctx context.Context) error {
 	procs := map[string]*prodProc{}
 	defer func() {
@@ -312,7 +312,7 @@ func (b *bench) measureRelist(ctx context.Context) error {
 	time.Sleep(b.cfg.outage)
 	err := b.cluster.StartAPIServer(ctx)
 	if err == nil {
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(3 * time.Minute)
 		for time.Now().Before(deadline) && ctx.Err() == nil {
 			done := true
 			for s, p := range procs {
@@ -424,14 +424,14 @@ func (b *bench) measureNegativeTTL(ctx context.Context) error {
 				return fmt.Errorf("%s: %s before it is ready: %s, want NXDOMAIN", p.setup, pod, dns.RcodeToString[r.Rcode])
 			}
 		}
-		slices := b.cluster.Client.DiscoveryV1().EndpointSlices(mixNamespace)
-		s, err := slices.Get(ctx, notReady.Name, meta.GetOptions{})
+		sliceClient := b.cluster.Client.DiscoveryV1().EndpointSlices(mixNamespace)
+		s, err := sliceClient.Get(ctx, notReady.Name, meta.GetOptions{})
 		if err != nil {
 			return err
 		}
 		yes := true
 		s.Endpoints[1].Conditions.Ready, s.Endpoints[1].Conditions.Serving = &yes, &yes
-		if _, err := slices.Update(ctx, s, meta.UpdateOptions{}); err != nil {
+		if _, err := sliceClient.Update(ctx, s, meta.UpdateOptions{}); err != nil {
 			return err
 		}
 		fmt.Fprintf(b.log, "cluster mix: negative caching %d: %s turned ready\n", rep+1, pod)
@@ -443,7 +443,9 @@ func (b *bench) measureNegativeTTL(ctx context.Context) error {
 }
 
 // timeAnswers asks each process for name every interval until it has an
-// address, and adds the time since from to times under the process's setup.
+// address, for up to 5 minutes (the kubernetes plugin's backoff after an
+// outage reaches a minute), and adds the time since from to times under the
+// process's setup.
 func (b *bench) timeAnswers(ctx context.Context, procs map[string]*prodProc, name string, from time.Time, every time.Duration, times map[string][]time.Duration) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(procs))
@@ -451,7 +453,7 @@ func (b *bench) timeAnswers(ctx context.Context, procs map[string]*prodProc, nam
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := answered(ctx, p.addr, name, every, 2*time.Minute); err != nil {
+			if err := answered(ctx, p.addr, name, every, 5*time.Minute); err != nil {
 				errs <- fmt.Errorf("%s: %w", p.setup, err)
 				return
 			}
@@ -470,17 +472,10 @@ func (b *bench) timeAnswers(ctx context.Context, procs map[string]*prodProc, nam
 // mixProbeService is a headless service of the cluster mix, created during a
 // measurement, with n endpoints pod-0 ... pod-(n-1).
 func mixProbeService(name string, n int) testkit.Objects {
-	o := mixService(0, n, 1)
-	o.Services[0].Name, o.Services[0].Spec.Selector["app"] = name, name
-	s := o.Slices[0]
-	s.Name, s.Labels[discovery.LabelServiceName] = name+"-probe", name
-	for j := range s.Endpoints {
-		s.Endpoints[j].Addresses = []string{benchAddr(1<<22 + j).String()}
-	}
-	return o
+	return mixObjects(name, 1<<22, n, true)
 }
 
-// shipped reads deploy/Corefile.
+// shippedCorefile reads deploy/Corefile.
 func shippedCorefile() (string, error) {
 	root, err := testkit.Root()
 	if err != nil {
@@ -488,12 +483,6 @@ func shippedCorefile() (string, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(root, "deploy", "Corefile"))
 	return string(b), err
-}
-
-func portOf(addr string) int {
-	var port int
-	fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &port)
-	return port
 }
 
 // runProduction starts a control plane of its own, loads the cluster mix

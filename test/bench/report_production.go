@@ -69,7 +69,7 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 	fmt.Fprintf(b, "A control plane of its own with the cluster mix: %d services x %d endpoints x 2 ports in one namespace, one in %d (%d) headless with hostnames as a StatefulSet's, the others ClusterIP services; each service has one EndpointSlice written as the EndpointSlice controller writes it (its labels, `service.kubernetes.io/headless` on those of headless services, endpoint conditions, pod reference, node and zone). Loading it took %s.\n\n",
 		cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, headlessServices, p.loadTime.Round(time.Second))
 	b.WriteString("Four setups of the same binary: **stock** is `deploy/Corefile` without the headless block (kubernetes behind cache 30), **drop-in** is `deploy/Corefile` as shipped, **headless alone** and **kubernetes alone** are a server block with one plugin. ")
-	b.WriteString("`deploy/Corefile` is run with only what must change to run here: it listens on 127.0.0.1 on a port picked at run time; health, ready and prometheus listen on loopback ports; both plugins get a kubeconfig; `forward` goes to a loopback port where nothing listens instead of `/etc/resolv.conf` (no query leaves the machine: the only one it gets is the loop plugin's probe); and the pprof plugin is added, for the live heap. `errors`, `health` with its lameduck, `ready`, `prometheus`, `cache 30`, `loop`, `reload` and `loadbalance` stay. The drop-in as run (ports of one run, and the kubeconfig path, replaced):\n\n```\n")
+	b.WriteString("`deploy/Corefile` is run with only what must change to run here: it listens on 127.0.0.1 on a port picked at run time; health, ready and prometheus listen on loopback ports; both plugins get a kubeconfig; `forward` goes to a loopback port where nothing listens instead of `/etc/resolv.conf` (no query leaves the machine: the only one it gets is the loop plugin's probe); and the pprof plugin is added, for the live heap. `errors`, `health` with its lameduck, `ready`, `prometheus`, `cache 30`, `loop`, `reload` and `loadbalance` stay. The drop-in as run, with sample ports (the bench picks free ones) and KUBECONFIG for the path of its kubeconfig:\n\n```\n")
 	b.WriteString(p.corefile)
 	b.WriteString("```\n\n")
 	fmt.Fprintf(b, "Memory is read as in the all-headless workload: each setup alone, pinned to CPU 0, once it answers for the last headless and ClusterIP services, after a collection and %s, against a process serving only `whoami`. ", cfg.settle)
@@ -91,15 +91,16 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 			float64(r.heapKB)/1024, p.heapOver(s), megabytes(float64(tr.bytes)), tr.requests, r.ready.Round(time.Millisecond))
 	}
 
-	b.WriteString("\nPer object, for [docs/design.md](docs/design.md#at-cluster-scale): the live heap over whoami of each plugin alone divided by the endpoints it keeps, and the bytes it received divided by the objects its lists return.\n\n")
-	b.WriteString("| plugin | objects listed | endpoints kept | live heap per endpoint | bytes received per object |\n| --- | --- | --- | --- | --- |\n")
+	b.WriteString("\nPer object, for [docs/design.md](docs/design.md#at-cluster-scale): the live heap over whoami of each plugin alone divided by the endpoints it keeps (its services included), and the bytes it received divided by the objects its lists return and by the endpoints.\n\n")
+	b.WriteString("| plugin | objects listed | endpoints kept | live heap per endpoint | bytes received per object | bytes received per endpoint |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range []struct {
 		plugin, setup string
 		endpoints     int
 	}{{kubernetesKind, kubernetesAlone, endpoints}, {headless, headlessAlone, headlessServices * cfg.mixEndpoints}} {
 		objects := p.objects[row.plugin]
-		fmt.Fprintf(b, "| %s | %d | %d | %.0f B | %.0f B |\n", row.plugin, objects, row.endpoints,
-			perUnit(p.heapOver(row.setup)*1024*1024, row.endpoints), perUnit(float64(p.received[row.setup].bytes), objects))
+		received := float64(p.received[row.setup].bytes)
+		fmt.Fprintf(b, "| %s | %d | %d | %.0f B | %.0f B | %.0f B |\n", row.plugin, objects, row.endpoints,
+			perUnit(p.heapOver(row.setup)*1024*1024, row.endpoints), perUnit(received, objects), perUnit(received, row.endpoints))
 	}
 
 	b.WriteString("\n| questions | stock qps | drop-in qps |\n| --- | --- | --- |\n")

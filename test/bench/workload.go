@@ -160,15 +160,19 @@ func mixName(i int) string { return fmt.Sprintf("app-%06d", i) }
 // mixHeadless reports whether service i of the mix is headless.
 func mixHeadless(i, headlessEvery int) bool { return i%headlessEvery == 0 }
 
-// mixService is service i of the cluster mix with its EndpointSlice as the
-// EndpointSlice controller writes it: endpoints with their conditions, pod,
-// node and zone; for a headless service, a StatefulSet's, with hostnames
-// pod-0 ... pod-(n-1).
+// mixService is service i of the cluster mix, n endpoints at addresses
+// counted from i*n.
 func mixService(i, n, headlessEvery int) testkit.Objects {
-	name := mixName(i)
+	return mixObjects(mixName(i), i*n, n, mixHeadless(i, headlessEvery))
+}
+
+// mixObjects is a service of the cluster mix with its EndpointSlice as the
+// EndpointSlice controller writes it: n endpoints at addresses counted from
+// first, with their conditions, pod, node and zone; for a headless service,
+// a StatefulSet's, with hostnames pod-0 ... pod-(n-1).
+func mixObjects(name string, first, n int, headless bool) testkit.Objects {
 	svcPorts := []core.ServicePort{testkit.ServicePort("http", 80, core.ProtocolTCP), testkit.ServicePort("metrics", 9090, core.ProtocolTCP)}
 	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
-	headless := mixHeadless(i, headlessEvery)
 	svc := testkit.ClusterIP(mixNamespace, name, svcPorts...)
 	if headless {
 		svc = testkit.Headless(mixNamespace, name, svcPorts...)
@@ -176,24 +180,22 @@ func mixService(i, n, headlessEvery int) testkit.Objects {
 	yes, no := true, false
 	eps := make([]discovery.Endpoint, n)
 	for j := range n {
-		pod := fmt.Sprintf("%s-%d", name, j)
-		host := ""
+		k := first + j
+		pod, host := fmt.Sprintf("%s-7d9f8b6c4-%05x", name, k), "" // a Deployment's pod
 		if headless {
-			host = fmt.Sprintf("pod-%d", j)
-		} else {
-			pod = fmt.Sprintf("%s-7d9f8b6c4-%05x", name, j) // a Deployment's pod
+			pod, host = fmt.Sprintf("%s-%d", name, j), fmt.Sprintf("pod-%d", j)
 		}
-		e := testkit.Pod(testkit.Endpoint(benchAddr(i*n+j).String(), host), pod)
+		e := testkit.Pod(testkit.Endpoint(benchAddr(k).String(), host), pod)
 		e.TargetRef.Namespace = mixNamespace
-		e.TargetRef.UID = types.UID(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, j))
+		e.TargetRef.UID = types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012x", k))
 		e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
-		node, zone := fmt.Sprintf("node-%04d", (i*n+j)%5000), fmt.Sprintf("zone-%c", 'a'+(i*n+j)%3)
+		node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
 		e.NodeName, e.Zone = &node, &zone
 		eps[j] = e
 	}
 	return testkit.Objects{
 		Services: []*core.Service{svc},
-		Slices:   []*discovery.EndpointSlice{testkit.Slice(mixNamespace, name, name+"-"+fmt.Sprintf("%05x", i), discovery.AddressTypeIPv4, ports, eps...)},
+		Slices:   []*discovery.EndpointSlice{testkit.Slice(mixNamespace, name, name+"-x7k2p", discovery.AddressTypeIPv4, ports, eps...)},
 	}
 }
 
