@@ -10,6 +10,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/headlessdns/headless/test/cluster"
@@ -32,6 +34,9 @@ type meter struct {
 	received   atomic.Int64 // bytes of response bodies
 	requests   atomic.Int64
 	srv        *http.Server
+
+	mu    sync.Mutex
+	calls []string // the first requests, with the encoding of the response
 }
 
 // newMeter starts a meter for c and writes its kubeconfig to path.
@@ -51,6 +56,15 @@ func newMeter(c *cluster.Cluster, path string) (*meter, error) {
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	proxy.ModifyResponse = func(r *http.Response) error {
 		m.requests.Add(1)
+		m.mu.Lock()
+		if len(m.calls) < 10 {
+			call := r.Request.Method + " " + r.Request.URL.RequestURI()
+			if enc := r.Header.Get("Content-Encoding"); enc != "" {
+				call += " (" + enc + ")"
+			}
+			m.calls = append(m.calls, call)
+		}
+		m.mu.Unlock()
 		r.Body = &countingBody{ReadCloser: r.Body, n: &m.received}
 		return nil
 	}
@@ -84,6 +98,13 @@ current-context: bench
 }
 
 func (m *meter) close() { m.srv.Close() }
+
+// requestsSoFar returns the first requests the meter passed on.
+func (m *meter) requestsSoFar() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
 
 // countingBody adds what is read through it to n.
 type countingBody struct {

@@ -191,7 +191,7 @@ func (b *bench) measureSetups(ctx context.Context) error {
 		ready := time.Since(begin)
 		var tr traffic
 		if p.meter != nil {
-			tr = traffic{bytes: p.meter.received.Load(), requests: p.meter.requests.Load()}
+			tr = traffic{bytes: p.meter.received.Load(), requests: p.meter.requests.Load(), calls: p.meter.requestsSoFar()}
 		}
 		r, err := settledMemory(ctx, p.srv.PID(), p.pprof, b.cfg.settle)
 		p.stop()

@@ -31,7 +31,10 @@ type report struct {
 }
 
 // traffic is what a process received from the API server through its meter.
-type traffic struct{ bytes, requests int64 }
+type traffic struct {
+	bytes, requests int64
+	calls           []string // the requests, with the encoding of the response
+}
 
 // production holds the figures of the production shape.
 type production struct {

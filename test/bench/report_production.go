@@ -53,12 +53,13 @@ func (p *production) targets() []target {
 	return append(ts, rec, neg)
 }
 
-// megabytes writes a count of bytes in MB, or kB below a megabyte.
+// megabytes writes a count of bytes in MB, or kB below a megabyte, of 1024
+// as the memory figures.
 func megabytes(b float64) string {
-	if b < 1e6 {
-		return fmt.Sprintf("%.1f kB", b/1e3)
+	if b < 1<<20 {
+		return fmt.Sprintf("%.1f kB", b/(1<<10))
 	}
-	return fmt.Sprintf("%.1f MB", b/1e6)
+	return fmt.Sprintf("%.1f MB", b/(1<<20))
 }
 
 // write writes the production shape's section of the report.
@@ -101,6 +102,10 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 		received := float64(p.received[row.setup].bytes)
 		fmt.Fprintf(b, "| %s | %d | %d | %.0f B | %.0f B | %.0f B |\n", row.plugin, objects, row.endpoints,
 			perUnit(p.heapOver(row.setup)*1024*1024, row.endpoints), perUnit(received, objects), perUnit(received, row.endpoints))
+	}
+
+	for _, s := range []string{kubernetesAlone, headlessAlone} {
+		fmt.Fprintf(b, "\nThe requests of %s until it served:\n\n```\n%s\n```\n", s, strings.Join(p.received[s].calls, "\n"))
 	}
 
 	b.WriteString("\n| questions | stock qps | drop-in qps |\n| --- | --- | --- |\n")
