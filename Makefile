@@ -42,7 +42,7 @@ test: coredns tools
 # against kubernetes on headless services only, and the production shape
 # (deploy/Corefile with and without headless on a cluster mix of 20000
 # services, one in ten headless), each on a control plane of its own; writes
-# BENCHMARKS.md and BENCHMARKS.svg in about 25 minutes. BENCH_FLAGS=-large=100000
+# BENCHMARKS.md and BENCHMARKS.svg in about 30 minutes. BENCH_FLAGS=-large=100000
 # adds the 1M endpoint workload for memory and start time (about 15 more
 # minutes); go run ./test/bench -h lists the other sizes.
 .PHONY: bench

@@ -189,7 +189,7 @@ func (r *report) write() error {
 	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured on %s by `make bench` (`test/bench`), %s, on %s, in %s.\n",
 		r.date.Format("2006-01-02 15:04 UTC"), goVersion(), machine(), r.total.Round(time.Second))
 	b.WriteString("One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless) and a local etcd and kube-apiserver; the server is pinned to CPU 0 with taskset and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1. ")
-	b.WriteString("The first sections compare headless with the kubernetes plugin on a cluster of headless services only; [Production shape](#production-shape) compares `deploy/Corefile` with and without headless on a cluster where one service in ten is headless.\n\n")
+	fmt.Fprintf(&b, "The first sections compare headless with the kubernetes plugin on a cluster of headless services only; [Production shape](#production-shape) compares `deploy/Corefile` with and without headless on a cluster where one service in %d is headless.\n\n", r.cfg.headlessEvery)
 	fmt.Fprintf(&b, "![headless against kubernetes, the drop-in against stock](%s)\n\n", filepath.Base(r.cfg.chart))
 	if r.cfg.services > 0 {
 		r.writeHeadless(&b, ts)

@@ -105,6 +105,9 @@ const mixNamespace = "mix"
 
 // loadMix creates the cluster mix, services [0, n) of endpoints each, every
 // headlessEvery-th headless and the others ClusterIP services, 16 at a time.
+// It takes minutes for 20000: kube-apiserver counts every allocated cluster
+// IP each time it allocates one (the metrics of pkg/registry/core/service/
+// ipallocator), so each ClusterIP service takes longer than the one before.
 func loadMix(ctx context.Context, client kubernetes.Interface, n, endpoints, headlessEvery int) error {
 	if err := testkit.Apply(ctx, client, mixService(0, endpoints, headlessEvery)); err != nil {
 		return err // creates the namespace
