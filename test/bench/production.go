@@ -146,13 +146,10 @@ func (b *bench) startSetup(ctx context.Context, setup string, cpu int, withCache
 			Kubeconfig: kubeconfig, StartupTimeout: "5m",
 		}.String()
 	}
-	if err != nil {
-		return nil, err
-	}
 	var srv *testkit.Server
-	if cpu >= 0 {
+	if err == nil && cpu >= 0 {
 		srv, err = testkit.StartPinned(ctx, cpu, b.bin, corefile, 15*time.Minute, p.addr)
-	} else {
+	} else if err == nil {
 		srv, err = testkit.Start(ctx, b.bin, corefile, 15*time.Minute, p.addr)
 	}
 	if err != nil {
