@@ -38,9 +38,13 @@ test: coredns tools
 	go test -race -count=1 -p 1 ./...
 	@cat build/conformance.txt 2>/dev/null || true
 
-# Go benchmarks beside the kubernetes plugin, then the dnsperf run; writes
-# BENCHMARKS.md and BENCHMARKS.svg. BENCH_FLAGS=-large=100000 adds the 1M
-# endpoint workload for memory and start time (about 15 more minutes).
+# Go benchmarks beside the kubernetes plugin, then test/bench: headless
+# against kubernetes on headless services only, and the production shape
+# (deploy/Corefile with and without headless on a cluster mix of 20000
+# services, one in ten headless), each on a control plane of its own; writes
+# BENCHMARKS.md and BENCHMARKS.svg in about 30 minutes. BENCH_FLAGS=-large=100000
+# adds the 1M endpoint workload for memory and start time (about 15 more
+# minutes); go run ./test/bench -h lists the other sizes.
 .PHONY: bench
 bench: coredns tools
 	mkdir -p build

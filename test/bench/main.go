@@ -26,6 +26,13 @@ type config struct {
 	out                 string        // the report, Markdown
 	chart               string        // the chart, SVG
 	goBench             string        // a file of Go benchmark output to include
+
+	// The production shape: the cluster mix, mixServices x mixEndpoints,
+	// one in headlessEvery headless; 0 services skips it.
+	mixServices, mixEndpoints, headlessEvery int
+	reps                                     int           // of the recovery and negative caching timings
+	outage                                   time.Duration // of the API server, before a restart
+	settle                                   time.Duration // after a collection, before memory is read
 }
 
 func main() {
@@ -39,9 +46,15 @@ func main() {
 	flag.IntVar(&cfg.writes, "writes", 200, "EndpointSlice writes timed for programming latency")
 	flag.StringVar(&cfg.out, "out", "", "report path (default BENCHMARKS.md at the repository root)")
 	flag.StringVar(&cfg.goBench, "gobench", "", "a file with Go benchmark output to include in the report")
+	flag.IntVar(&cfg.mixServices, "mix-services", 20000, "services of the cluster mix of the production shape; 0 skips it")
+	flag.IntVar(&cfg.mixEndpoints, "mix-endpoints", 10, "endpoints per service of the cluster mix")
+	flag.IntVar(&cfg.headlessEvery, "mix-headless-every", 10, "one service in this many of the cluster mix is headless")
+	flag.IntVar(&cfg.reps, "reps", 3, "repetitions of the recovery and negative caching timings")
+	flag.DurationVar(&cfg.outage, "outage", 5*time.Second, "how long the API server is down before it restarts")
+	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a garbage collection before memory is read")
 	flag.Parse()
 	if *smoke {
-		cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
+		cfg = smokeConfig(cfg)
 	}
 	if cfg.out == "" {
 		root, err := testkit.Root()
@@ -54,11 +67,19 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fail(err)
 	}
+}
+
+// smokeConfig is cfg at tiny sizes and lengths, for tests: it shows that
+// every measurement runs, and its figures mean nothing.
+func smokeConfig(cfg config) config {
+	cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
+	cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, cfg.reps, cfg.outage, cfg.settle = 40, 10, 10, 1, time.Second, time.Second
+	return cfg
 }
 
 func fail(err error) {

@@ -54,7 +54,7 @@ func (b *bench) measureProcesses(ctx context.Context, label string) error {
 			}
 		}
 		ready := time.Since(begin)
-		p, err := settledMemory(ctx, srv.PID(), pprofPort)
+		p, err := settledMemory(ctx, srv.PID(), pprofPort, b.cfg.settle)
 		srv.Stop()
 		if err != nil {
 			return err
@@ -206,6 +206,12 @@ func (b *bench) measureLatency(ctx context.Context, c *cluster.Cluster) error {
 
 // waitAnswer polls addr every millisecond until name has an A record.
 func waitAnswer(ctx context.Context, addr, name string, timeout time.Duration) error {
+	return answered(ctx, addr, name, time.Millisecond, timeout)
+}
+
+// answered asks addr for name's A record every interval until it has one,
+// for up to timeout.
+func answered(ctx context.Context, addr, name string, every, timeout time.Duration) error {
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
 	deadline := time.Now().Add(timeout)
@@ -220,16 +226,17 @@ func waitAnswer(ctx context.Context, addr, name string, timeout time.Duration) e
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
 var heapAlloc = regexp.MustCompile(`# HeapAlloc = ([0-9]+)`)
 
 // settledMemory collects the start-up garbage (the pprof plugin's heap
-// profile with gc=1 runs a collection), gives the runtime 5s to return freed
-// pages to the system, and reads the resident set and the live heap.
-func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) {
+// profile with gc=1 runs a collection), gives the runtime settle (5s) to
+// return freed pages to the system, and reads the resident set and the live
+// heap.
+func settledMemory(ctx context.Context, pid, pprofPort int, settle time.Duration) (procResult, error) {
 	var p procResult
 	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort)
 	for i := range 2 {
@@ -253,7 +260,7 @@ func settledMemory(ctx context.Context, pid, pprofPort int) (procResult, error) 
 		heap, _ := strconv.Atoi(string(m[1]))
 		p.heapKB = heap / 1024
 		if i == 0 {
-			time.Sleep(5 * time.Second)
+			time.Sleep(settle)
 		}
 	}
 	rss, err := testkit.RSS(pid)

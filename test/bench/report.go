@@ -26,6 +26,27 @@ type report struct {
 	procs   map[string]map[string]procResult
 	qps     map[string]float64 // by "workload/kind"
 	latency map[string][]time.Duration
+
+	prod production
+}
+
+// traffic is what a process received from the API server through its meter.
+type traffic struct {
+	bytes, requests int64
+	calls           []string // the requests, with the encoding of the response
+}
+
+// production holds the figures of the production shape.
+type production struct {
+	loadTime time.Duration
+	corefile string                     // the drop-in's, as run
+	procs    map[string]procResult      // by setup
+	received map[string]traffic         // by setup, until it answered for the last services
+	objects  map[string]int             // by plugin: what its initial lists return
+	qps      map[string]float64         // by qpsKey
+	relist   map[string]relistResult    // stock and drop-in
+	recovery map[string][]time.Duration // headless alone and kubernetes alone
+	negative map[string][]time.Duration // stock and drop-in
 }
 
 func newReport(cfg config) *report {
@@ -35,6 +56,10 @@ func newReport(cfg config) *report {
 		procs:   map[string]map[string]procResult{},
 		qps:     map[string]float64{},
 		latency: map[string][]time.Duration{},
+		prod: production{
+			procs: map[string]procResult{}, received: map[string]traffic{}, qps: map[string]float64{},
+			relist: map[string]relistResult{}, recovery: map[string][]time.Duration{}, negative: map[string][]time.Duration{},
+		},
 	}
 }
 
@@ -73,6 +98,7 @@ func (r *report) heapGrowthMB(label, kind string) float64 {
 	return float64(p[kind].heapKB-p[whoami].heapKB) / 1024
 }
 
+// percentile is the p-th of ds, p in [0, 1]; 0.5 is the median, 1 the maximum.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -82,84 +108,94 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
-// target is one line of the summary table.
+// target is one line of a table of targets: a figure of ours against the
+// reference's (headless against kubernetes, drop-in against stock), their
+// ratio and whether it meets what is wanted.
 type target struct {
 	name, want, measured string
 	ratio                float64
 	met                  bool
+	higher               bool    // a higher ratio is better (QPS)
+	goal                 float64 // the ratio wanted; 0 when none is
+}
+
+// ratio is a/b, or 0 when it means nothing: b is not positive, or a is less
+// than nothing (a growth over whoami within the noise).
+func ratio(a, b float64) float64 {
+	if b <= 0 || a < 0 {
+		return 0
+	}
+	return a / b
+}
+
+// atLeast and atMost are targets on the ratio of a to b.
+func atLeast(name, want, measured string, a, b, goal float64) target {
+	r := ratio(a, b)
+	return target{name: name, want: want, measured: measured, ratio: r, met: r >= goal, higher: true, goal: goal}
+}
+
+func atMost(name, want, measured string, a, b, goal float64) target {
+	r := ratio(a, b)
+	return target{name: name, want: want, measured: measured, ratio: r, met: r <= goal, goal: goal}
+}
+
+// measured is a figure shown against the reference with no target.
+func measured(name, figures string, a, b float64) target {
+	return target{name: name, want: "measured", measured: figures, ratio: ratio(a, b), met: true}
 }
 
 func (r *report) targets() []target {
 	var ts []target
-	ratio := func(a, b float64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return a / b
-	}
 	for _, w := range []string{seedA, seedSRV, mix} {
 		h, k := r.qps[w+"/"+headless], r.qps[w+"/"+kubernetesKind]
-		ts = append(ts, target{"QPS, " + w, ">= 3x kubernetes",
-			fmt.Sprintf("%.0f vs %.0f qps", h, k), ratio(h, k), ratio(h, k) >= 3})
+		ts = append(ts, atLeast("QPS, "+w, ">= 3x kubernetes", fmt.Sprintf("%.0f vs %.0f qps", h, k), h, k, 3))
 	}
 	h, wh := r.qps[seedA+"/"+headless], r.qps[seedA+"/"+whoami]
-	ts = append(ts, target{"QPS, seed A against the whoami ceiling", ">= 0.9x whoami",
-		fmt.Sprintf("%.0f vs %.0f qps", h, wh), ratio(h, wh), ratio(h, wh) >= 0.9})
+	ts = append(ts, atLeast("QPS, seed A against the whoami ceiling", ">= 0.9x whoami", fmt.Sprintf("%.0f vs %.0f qps", h, wh), h, wh, 0.9))
 	for i, l := range r.labels {
 		hg, kg := r.growthMB(l, headless), r.growthMB(l, kubernetesKind)
-		want := "<= 0.3x kubernetes"
-		if i > 0 {
-			want = "measured"
+		figures := fmt.Sprintf("%.1f vs %.1f MB", hg, kg)
+		if i == 0 {
+			ts = append(ts, atMost("memory over whoami, "+l, "<= 0.3x kubernetes", figures, hg, kg, 0.3))
+		} else {
+			ts = append(ts, measured("memory over whoami, "+l, figures, hg, kg))
 		}
-		ts = append(ts, target{"memory over whoami, " + l, want,
-			fmt.Sprintf("%.1f vs %.1f MB", hg, kg), ratio(hg, kg), i > 0 || ratio(hg, kg) <= 0.3})
 		hh, kh := r.heapGrowthMB(l, headless), r.heapGrowthMB(l, kubernetesKind)
-		ts = append(ts, target{"live heap over whoami, " + l, "measured",
-			fmt.Sprintf("%.1f vs %.1f MB", hh, kh), ratio(hh, kh), true})
+		ts = append(ts, measured("live heap over whoami, "+l, fmt.Sprintf("%.1f vs %.1f MB", hh, kh), hh, kh))
 		hr, kr := r.procs[l][headless].ready, r.procs[l][kubernetesKind].ready
-		ts = append(ts, target{"start to serving, " + l, "<= kubernetes",
-			fmt.Sprintf("%s vs %s", hr.Round(time.Millisecond), kr.Round(time.Millisecond)), ratio(float64(hr), float64(kr)), hr <= kr})
+		ts = append(ts, atMost("start to serving, "+l, "<= kubernetes",
+			fmt.Sprintf("%s vs %s", hr.Round(time.Millisecond), kr.Round(time.Millisecond)), float64(hr), float64(kr), 1))
 	}
-	for _, p := range []float64{0.5, 0.99} {
-		hl, kl := percentile(r.latency[headless], p), percentile(r.latency[kubernetesKind], p)
-		ts = append(ts, target{fmt.Sprintf("programming latency p%.0f under load (%d writes)", p*100, len(r.latency[headless])), "<= kubernetes",
-			fmt.Sprintf("%s vs %s", hl.Round(100*time.Microsecond), kl.Round(100*time.Microsecond)), ratio(float64(hl), float64(kl)), hl <= kl})
+	if len(r.latency[headless]) > 0 {
+		for _, p := range []float64{0.5, 0.99} {
+			hl, kl := percentile(r.latency[headless], p), percentile(r.latency[kubernetesKind], p)
+			ts = append(ts, atMost(fmt.Sprintf("programming latency p%.0f under load (%d writes)", p*100, len(r.latency[headless])), "<= kubernetes",
+				fmt.Sprintf("%s vs %s", hl.Round(100*time.Microsecond), kl.Round(100*time.Microsecond)), float64(hl), float64(kl), 1))
+		}
 	}
 	return ts
 }
 
 // write writes the Markdown report and the chart.
 func (r *report) write() error {
-	ts := r.targets()
+	var ts, prod []target
+	if r.cfg.services > 0 {
+		ts = r.targets()
+	}
+	if r.cfg.mixServices > 0 {
+		prod = r.prod.targets()
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured on %s by `make bench` (`test/bench`), %s, on %s.\n",
-		r.date.Format("2006-01-02 15:04 UTC"), goVersion(), machine())
-	fmt.Fprintf(&b, "One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless), a local etcd and kube-apiserver, the same objects for both plugins: the seed document's consul-server (8 ports, 3 pods) and %d headless services x %d endpoints x 2 ports. ", r.cfg.services, r.cfg.endpoints)
-	b.WriteString("The server is pinned to CPU 0 with taskset and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1; ")
-	fmt.Fprintf(&b, "each QPS figure is the best of %d runs of %s. Memory is the resident set (VmRSS) of a process serving one plugin alone, read once it answers for the last service loaded, a garbage collection has run (the *pprof* plugin's heap profile with `gc=1`) and 5 s have passed, minus the same for a process serving only `whoami`; the live heap (`HeapAlloc` right after the collection) is read at the same time. Programming latency is the time from the API server acknowledging an EndpointSlice update to the new name being answered, polled every millisecond, while dnsperf sends 3000 qps of the mixed workload to each plugin.\n\n", r.cfg.rounds, r.cfg.duration)
-	fmt.Fprintf(&b, "Loading the objects took %s; the whole run %s.\n\n", r.loadTime.Round(time.Second), r.total.Round(time.Second))
-	fmt.Fprintf(&b, "![headless against kubernetes](%s)\n\n", filepath.Base(r.cfg.chart))
-	b.WriteString("## Targets\n\n| target | wanted | headless vs kubernetes | ratio | met |\n| --- | --- | --- | --- | --- |\n")
-	for _, t := range ts {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
+	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured on %s by `make bench` (`test/bench`), %s, on %s, in %s.\n",
+		r.date.Format("2006-01-02 15:04 UTC"), goVersion(), machine(), r.total.Round(time.Second))
+	b.WriteString("One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless) and a local etcd and kube-apiserver; the server is pinned to CPU 0 with taskset and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1. ")
+	fmt.Fprintf(&b, "The first sections compare headless with the kubernetes plugin on a cluster of headless services only; [Production shape](#production-shape) compares `deploy/Corefile` with and without headless on a cluster where one service in %d is headless.\n\n", r.cfg.headlessEvery)
+	fmt.Fprintf(&b, "![headless against kubernetes, the drop-in against stock](%s)\n\n", filepath.Base(r.cfg.chart))
+	if r.cfg.services > 0 {
+		r.writeHeadless(&b, ts)
 	}
-	b.WriteString("\n## Raw figures\n\n| workload | kubernetes qps | headless qps | whoami qps |\n| --- | --- | --- | --- |\n")
-	for _, w := range []string{seedA, seedSRV, mix} {
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %s |\n", w, r.qps[w+"/"+kubernetesKind], r.qps[w+"/"+headless], orDash(r.qps[w+"/"+whoami]))
-	}
-	b.WriteString("\n| objects | process | VmRSS | over whoami | live heap | over whoami | start to serving |\n| --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, l := range r.labels {
-		for _, kind := range []string{whoami, kubernetesKind, headless} {
-			p := r.procs[l][kind]
-			fmt.Fprintf(&b, "| %s | %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %s |\n", l, kind, float64(p.rssKB)/1024, r.growthMB(l, kind),
-				float64(p.heapKB)/1024, r.heapGrowthMB(l, kind), p.ready.Round(time.Millisecond))
-		}
-	}
-	b.WriteString("\n| plugin | writes | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
-	for _, kind := range []string{kubernetesKind, headless} {
-		ds := r.latency[kind]
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", kind, len(ds), percentile(ds, 0.5).Round(100*time.Microsecond),
-			percentile(ds, 0.99).Round(100*time.Microsecond), percentile(ds, 1).Round(100*time.Microsecond))
+	if r.cfg.mixServices > 0 {
+		r.prod.write(&b, r.cfg, prod)
 	}
 	if r.cfg.goBench != "" {
 		gb, err := os.ReadFile(r.cfg.goBench)
@@ -176,7 +212,36 @@ func (r *report) write() error {
 	if err := os.WriteFile(r.cfg.out, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(r.cfg.chart, []byte(r.chart(ts)), 0o644)
+	return os.WriteFile(r.cfg.chart, []byte(r.chart(append(ts, prod...))), 0o644)
+}
+
+// writeHeadless writes the sections of the all-headless workload.
+func (r *report) writeHeadless(b *strings.Builder, ts []target) {
+	fmt.Fprintf(b, "The same objects for both plugins: the seed document's consul-server (8 ports, 3 pods) and %d headless services x %d endpoints x 2 ports. ", r.cfg.services, r.cfg.endpoints)
+	fmt.Fprintf(b, "Each QPS figure is the best of %d runs of %s. Memory is the resident set (VmRSS) of a process serving one plugin alone, read once it answers for the last service loaded, a garbage collection has run (the *pprof* plugin's heap profile with `gc=1`) and %s have passed, minus the same for a process serving only `whoami`; the live heap (`HeapAlloc` right after the collection) is read at the same time. Programming latency is the time from the API server acknowledging an EndpointSlice update to the new name being answered, polled every millisecond, while dnsperf sends 3000 qps of the mixed workload to each plugin. ", r.cfg.rounds, r.cfg.duration, r.cfg.settle)
+	fmt.Fprintf(b, "Loading the objects took %s.\n\n", r.loadTime.Round(time.Second))
+	b.WriteString("## Targets\n\n| target | wanted | headless vs kubernetes | ratio | met |\n| --- | --- | --- | --- | --- |\n")
+	for _, t := range ts {
+		fmt.Fprintf(b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
+	}
+	b.WriteString("\n## Raw figures\n\n| workload | kubernetes qps | headless qps | whoami qps |\n| --- | --- | --- | --- |\n")
+	for _, w := range []string{seedA, seedSRV, mix} {
+		fmt.Fprintf(b, "| %s | %.0f | %.0f | %s |\n", w, r.qps[w+"/"+kubernetesKind], r.qps[w+"/"+headless], orDash(r.qps[w+"/"+whoami]))
+	}
+	b.WriteString("\n| objects | process | VmRSS | over whoami | live heap | over whoami | start to serving |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range r.labels {
+		for _, kind := range []string{whoami, kubernetesKind, headless} {
+			p := r.procs[l][kind]
+			fmt.Fprintf(b, "| %s | %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %s |\n", l, kind, float64(p.rssKB)/1024, r.growthMB(l, kind),
+				float64(p.heapKB)/1024, r.heapGrowthMB(l, kind), p.ready.Round(time.Millisecond))
+		}
+	}
+	b.WriteString("\n| plugin | writes | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
+	for _, kind := range []string{kubernetesKind, headless} {
+		ds := r.latency[kind]
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s |\n", kind, len(ds), percentile(ds, 0.5).Round(100*time.Microsecond),
+			percentile(ds, 0.99).Round(100*time.Microsecond), percentile(ds, 1).Round(100*time.Microsecond))
+	}
 }
 
 func yes(b bool) string {

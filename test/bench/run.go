@@ -20,7 +20,8 @@ const (
 	headless       = "headless"
 )
 
-// run populates a local control plane, measures and writes the report.
+// run measures the all-headless workload on one local control plane and
+// the production shape on another, and writes the report.
 func run(ctx context.Context, cfg config, log io.Writer) error {
 	for _, tool := range []string{"dnsperf", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -31,11 +32,6 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := cluster.Start(ctx, cluster.Options{AlwaysAllow: true})
-	if err != nil {
-		return err
-	}
-	defer c.Stop()
 	dir, err := os.MkdirTemp("", "bench-")
 	if err != nil {
 		return err
@@ -44,12 +40,41 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 
 	rep := newReport(cfg)
 	start := time.Now()
+	b := &bench{cfg: cfg, bin: bin, dir: dir, log: log, rep: rep, files: map[string]string{}}
+	if cfg.services > 0 {
+		if err := runHeadless(ctx, b); err != nil {
+			return err
+		}
+	}
+	if cfg.mixServices > 0 {
+		if err := runProduction(ctx, b); err != nil {
+			return err
+		}
+	}
+	rep.total = time.Since(start)
+	if err := rep.write(); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s and %s in %s\n", cfg.out, cfg.chart, rep.total.Round(time.Second))
+	return nil
+}
+
+// runHeadless starts a control plane, loads the all-headless workload and
+// measures headless against kubernetes on it.
+func runHeadless(ctx context.Context, b *bench) error {
+	c, err := cluster.Start(ctx, cluster.Options{AlwaysAllow: true})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	b.cluster, b.kubeconfig = c, c.Kubeconfig
+	cfg, rep, log := b.cfg, b.rep, b.log
+	start := time.Now()
 	fmt.Fprintf(log, "loading the seed and %d services x %d endpoints ...\n", cfg.services, cfg.endpoints)
 	if err := load(ctx, c.Client, cfg.services, cfg.endpoints); err != nil {
 		return err
 	}
 	rep.loadTime = time.Since(start)
-	b := &bench{cfg: cfg, bin: bin, kubeconfig: c.Kubeconfig, dir: dir, log: log, rep: rep}
 	if err := b.writeQueries(); err != nil {
 		return err
 	}
@@ -71,11 +96,6 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 			return err
 		}
 	}
-	rep.total = time.Since(start)
-	if err := rep.write(); err != nil {
-		return err
-	}
-	fmt.Fprintf(log, "wrote %s and %s in %s\n", cfg.out, cfg.chart, rep.total.Round(time.Second))
 	return nil
 }
 
@@ -83,7 +103,9 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 type bench struct {
 	cfg        config
 	bin        string
-	kubeconfig string
+	kubeconfig string           // of the cluster in use
+	cluster    *cluster.Cluster // in use
+	shipped    string           // deploy/Corefile
 	dir        string
 	log        io.Writer
 	rep        *report

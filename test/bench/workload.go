@@ -13,6 +13,8 @@ import (
 
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -23,6 +25,8 @@ const (
 	seedA   = "seed A"
 	seedSRV = "seed SRV"
 	mix     = "mix"
+
+	headlessMix = "headless names of the cluster mix"
 )
 
 // load creates the seed objects and services [0, n) of endpoints each.
@@ -38,35 +42,9 @@ func load(ctx context.Context, client kubernetes.Interface, n, endpoints int) er
 
 // loadRange creates services [from, to), 16 at a time.
 func loadRange(ctx context.Context, client kubernetes.Interface, from, to, endpoints int) error {
-	work := make(chan int)
-	errs := make(chan error, 16)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := testkit.Apply(ctx, client, benchService(serviceName(i), i*endpoints, endpoints)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var err error
-	for i := from; i < to && err == nil; i++ {
-		select {
-		case work <- i:
-		case err = <-errs:
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	if err == nil {
-		err = <-errs
-	}
-	return err
+	return parallel(ctx, from, to, func(i int) error {
+		return testkit.Apply(ctx, client, benchService(serviceName(i), i*endpoints, endpoints))
+	})
 }
 
 func serviceName(i int) string { return fmt.Sprintf("svc-%06d", i) }
@@ -94,11 +72,9 @@ func benchAddr(n int) netip.Addr {
 // SRV questions, and a random mix over the services of A, per-pod A, named
 // SRV and bare SRV questions.
 func (b *bench) writeQueries() error {
-	b.files = map[string]string{
-		seedA:   b.path("seed-a.txt"),
-		seedSRV: b.path("seed-srv.txt"),
-		mix:     b.path("mix.txt"),
-	}
+	b.files[seedA] = b.path("seed-a.txt")
+	b.files[seedSRV] = b.path("seed-srv.txt")
+	b.files[mix] = b.path("mix.txt")
 	seed := "consul-server.default.svc.cluster.local"
 	if err := os.WriteFile(b.files[seedA], []byte(seed+" A\n"), 0o644); err != nil {
 		return err
@@ -122,4 +98,145 @@ func (b *bench) writeQueries() error {
 		}
 	}
 	return os.WriteFile(b.files[mix], []byte(sb.String()), 0o644)
+}
+
+// The cluster mix: the production shape, in a namespace of its own.
+const mixNamespace = "mix"
+
+// loadMix creates the cluster mix, services [0, n) of endpoints each, every
+// headlessEvery-th headless and the others ClusterIP services, 16 at a time.
+// It takes minutes for 20000: kube-apiserver counts every allocated cluster
+// IP each time it allocates one (the metrics of pkg/registry/core/service/
+// ipallocator), so each ClusterIP service takes longer than the one before.
+func loadMix(ctx context.Context, client kubernetes.Interface, n, endpoints, headlessEvery int) error {
+	if err := testkit.Apply(ctx, client, mixService(0, endpoints, headlessEvery)); err != nil {
+		return err // creates the namespace
+	}
+	return parallel(ctx, 1, n, func(i int) error {
+		o := testkit.Labelled(mixService(i, endpoints, headlessEvery))
+		if _, err := client.CoreV1().Services(mixNamespace).Create(ctx, o.Services[0], meta.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := client.DiscoveryV1().EndpointSlices(mixNamespace).Create(ctx, o.Slices[0], meta.CreateOptions{})
+		return err
+	})
+}
+
+// parallel calls f for each of [from, to), 16 at a time, and returns the
+// first error.
+func parallel(ctx context.Context, from, to int, f func(int) error) error {
+	work := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+	for i := from; i < to && err == nil; i++ {
+		select {
+		case work <- i:
+		case err = <-errs:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err == nil {
+		err = <-errs
+	}
+	return err
+}
+
+func mixName(i int) string { return fmt.Sprintf("app-%06d", i) }
+
+// mixHeadless reports whether service i of the mix is headless.
+func mixHeadless(i, headlessEvery int) bool { return i%headlessEvery == 0 }
+
+// mixService is service i of the cluster mix, n endpoints at addresses
+// counted from i*n.
+func mixService(i, n, headlessEvery int) testkit.Objects {
+	return mixObjects(mixName(i), i*n, n, mixHeadless(i, headlessEvery))
+}
+
+// mixObjects is a service of the cluster mix with its EndpointSlice as the
+// EndpointSlice controller writes it: n endpoints at addresses counted from
+// first, with their conditions, pod, node and zone; for a headless service,
+// a StatefulSet's, with hostnames pod-0 ... pod-(n-1).
+func mixObjects(name string, first, n int, headless bool) testkit.Objects {
+	svcPorts := []core.ServicePort{testkit.ServicePort("http", 80, core.ProtocolTCP), testkit.ServicePort("metrics", 9090, core.ProtocolTCP)}
+	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+	svc := testkit.ClusterIP(mixNamespace, name, svcPorts...)
+	if headless {
+		svc = testkit.Headless(mixNamespace, name, svcPorts...)
+	}
+	yes, no := true, false
+	eps := make([]discovery.Endpoint, n)
+	for j := range n {
+		k := first + j
+		pod, host := fmt.Sprintf("%s-7d9f8b6c4-%05x", name, k), "" // a Deployment's pod
+		if headless {
+			pod, host = fmt.Sprintf("%s-%d", name, j), fmt.Sprintf("pod-%d", j)
+		}
+		e := testkit.Pod(testkit.Endpoint(benchAddr(k).String(), host), pod)
+		e.TargetRef.Namespace = mixNamespace
+		e.TargetRef.UID = types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012x", k))
+		e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
+		node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
+		e.NodeName, e.Zone = &node, &zone
+		eps[j] = e
+	}
+	return testkit.Objects{
+		Services: []*core.Service{svc},
+		Slices:   []*discovery.EndpointSlice{testkit.Slice(mixNamespace, name, name+"-x7k2p", discovery.AddressTypeIPv4, ports, eps...)},
+	}
+}
+
+// mixProbes are names that each setup answers only once it has the last
+// services of the mix: a pod of the last headless service, and the last
+// ClusterIP service when the kubernetes plugin is in the setup.
+func mixProbes(n, headlessEvery int, withKubernetes bool) []string {
+	lastHeadless := (n - 1) / headlessEvery * headlessEvery
+	probes := []string{fmt.Sprintf("pod-0.%s.%s.svc.cluster.local.", mixName(lastHeadless), mixNamespace)}
+	for i := n - 1; withKubernetes && i >= 0; i-- {
+		if !mixHeadless(i, headlessEvery) {
+			probes = append(probes, fmt.Sprintf("%s.%s.svc.cluster.local.", mixName(i), mixNamespace))
+			break
+		}
+	}
+	return probes
+}
+
+// writeMixQueries writes the dnsperf query file of the production shape: a
+// random mix over the headless services of the cluster mix of A, per-pod A,
+// named SRV and bare SRV questions.
+func (b *bench) writeMixQueries() error {
+	b.files[headlessMix] = b.path("headless-mix.txt")
+	headless := (b.cfg.mixServices + b.cfg.headlessEvery - 1) / b.cfg.headlessEvery
+	rng := rand.New(rand.NewPCG(3, 4))
+	var sb strings.Builder
+	for range 100000 {
+		svc := mixName(rng.IntN(headless)*b.cfg.headlessEvery) + "." + mixNamespace + ".svc.cluster.local"
+		switch rng.IntN(4) {
+		case 0:
+			sb.WriteString(svc + " A\n")
+		case 1:
+			fmt.Fprintf(&sb, "pod-%d.%s A\n", rng.IntN(b.cfg.mixEndpoints), svc)
+		case 2:
+			sb.WriteString("_http._tcp." + svc + " SRV\n")
+		default:
+			sb.WriteString(svc + " SRV\n")
+		}
+	}
+	return os.WriteFile(b.files[headlessMix], []byte(sb.String()), 0o644)
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The production shape's figures over whoami, in MB.
+func (p *production) rssOver(setup string) float64 {
+	return float64(p.procs[setup].rssKB-p.procs[whoami].rssKB) / 1024
+}
+
+func (p *production) heapOver(setup string) float64 {
+	return float64(p.procs[setup].heapKB-p.procs[whoami].heapKB) / 1024
+}
+
+func (p *production) peakOver(setup string) float64 {
+	return float64(p.relist[setup].peakKB-p.procs[whoami].rssKB) / 1024
+}
+
+// targets are the targets of issue 9 on the cluster mix, and the timings of
+// recovery and negative caching.
+func (p *production) targets() []target {
+	mb := func(a, b float64) string { return fmt.Sprintf("%.1f vs %.1f MB", a, b) }
+	qps := func(a, b float64) string { return fmt.Sprintf("%.0f vs %.0f qps", a, b) }
+	ts := []target{
+		atMost("drop-in: live heap over whoami", "<= 1.05x stock", mb(p.heapOver(dropIn), p.heapOver(stock)), p.heapOver(dropIn), p.heapOver(stock), 1.05),
+		atMost("drop-in: memory over whoami", "<= 1.10x stock", mb(p.rssOver(dropIn), p.rssOver(stock)), p.rssOver(dropIn), p.rssOver(stock), 1.10),
+		atMost("headless alone: live heap over whoami", "<= 0.10x kubernetes alone",
+			mb(p.heapOver(headlessAlone), p.heapOver(kubernetesAlone)), p.heapOver(headlessAlone), p.heapOver(kubernetesAlone), 0.10),
+	}
+	peak := atMost("drop-in: peak memory in a relist, over whoami", "<= 1.05x stock", mb(p.peakOver(dropIn), p.peakOver(stock)), p.peakOver(dropIn), p.peakOver(stock), 1.05)
+	if !p.relist[dropIn].relisted || !p.relist[stock].relisted {
+		peak.measured += " (no full relist seen)"
+		peak.met = false
+	}
+	hb, kb := float64(p.received[headlessAlone].bytes), float64(p.received[kubernetesAlone].bytes)
+	ts = append(ts, peak,
+		atMost("headless alone: bytes of its initial lists", "<= 0.12x kubernetes alone", fmt.Sprintf("%s vs %s", megabytes(hb), megabytes(kb)), hb, kb, 0.12))
+	for _, withCache := range []bool{true, false} {
+		d, s := p.qps[qpsKey(dropIn, withCache)], p.qps[qpsKey(stock, withCache)]
+		ts = append(ts, atLeast("drop-in: QPS, headless names, "+strings.TrimPrefix(qpsKey("", withCache), ", "), ">= stock", qps(d, s), d, s, 1))
+	}
+	hr, kr := percentile(p.recovery[headlessAlone], 1), percentile(p.recovery[kubernetesAlone], 1)
+	rec := atMost(fmt.Sprintf("headless: new service answered after a restart, max of %d", len(p.recovery[headlessAlone])),
+		"<= 5s after /readyz", fmt.Sprintf("%s vs %s", hr.Round(time.Millisecond), kr.Round(time.Millisecond)), float64(hr), float64(kr), 0)
+	rec.met = len(p.recovery[headlessAlone]) > 0 && hr <= 5*time.Second
+	dn, sn := percentile(p.negative[dropIn], 1), percentile(p.negative[stock], 1)
+	neg := atMost(fmt.Sprintf("drop-in: a pod's name answered once ready, max of %d", len(p.negative[dropIn])),
+		"<= 6s (negative_ttl 5)", fmt.Sprintf("%s vs %s", dn.Round(time.Millisecond), sn.Round(time.Millisecond)), float64(dn), float64(sn), 0)
+	neg.met = len(p.negative[dropIn]) > 0 && dn <= 6*time.Second
+	return append(ts, rec, neg)
+}
+
+// megabytes writes a count of bytes in MB, or kB below a megabyte, of 1024
+// as the memory figures.
+func megabytes(b float64) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%.1f kB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MB", b/(1<<20))
+}
+
+// write writes the production shape's section of the report.
+func (p *production) write(b *strings.Builder, cfg config, ts []target) {
+	endpoints := cfg.mixServices * cfg.mixEndpoints
+	headlessServices := (cfg.mixServices + cfg.headlessEvery - 1) / cfg.headlessEvery
+	fmt.Fprintf(b, "\n## Production shape\n\n")
+	fmt.Fprintf(b, "A control plane of its own with the cluster mix: %d services x %d endpoints x 2 ports in one namespace, one in %d (%d) headless with hostnames as a StatefulSet's, the others ClusterIP services; each service has one EndpointSlice written as the EndpointSlice controller writes it (its labels, `service.kubernetes.io/headless` on those of headless services, endpoint conditions, pod reference, node and zone). Loading it took %s.\n\n",
+		cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, headlessServices, p.loadTime.Round(time.Second))
+	b.WriteString("Four setups of the same binary: **stock** is `deploy/Corefile` without the headless block (kubernetes behind cache 30), **drop-in** is `deploy/Corefile` as shipped, **headless alone** and **kubernetes alone** are a server block with one plugin. ")
+	b.WriteString("`deploy/Corefile` is run with only what must change to run here: it listens on 127.0.0.1 on a port picked at run time; health, ready and prometheus listen on loopback ports; both plugins get a kubeconfig; `forward` goes to a loopback port where nothing listens instead of `/etc/resolv.conf` (no query leaves the machine: the only one it gets is the loop plugin's probe); and the pprof plugin is added, for the live heap. `errors`, `health` with its lameduck, `ready`, `prometheus`, `cache 30`, `loop`, `reload` and `loadbalance` stay. The drop-in as run, with sample ports (the bench picks free ones) and KUBECONFIG for the path of its kubeconfig:\n\n```\n")
+	b.WriteString(p.corefile)
+	b.WriteString("```\n\n")
+	fmt.Fprintf(b, "Memory is read as in the all-headless workload: each setup alone, pinned to CPU 0, once it answers for the last headless and ClusterIP services, after a collection and %s, against a process serving only `whoami`. ", cfg.settle)
+	b.WriteString("The bytes a plugin receives are counted on the client side, on the process's own connection: each process reaches the API server through a reverse proxy in the bench binary that counts the bytes of the response bodies it passes on (as sent, so compressed where the API server compressed them) until the process answers for the last services; the objects are those the plugin's initial lists return, counted by listing with the same selectors (kubernetes: Services, EndpointSlices and Namespaces, unfiltered; headless: Services with `spec.clusterIP=None`, the controller's EndpointSlices labelled `service.kubernetes.io/headless`, and the EndpointSlices the controller does not manage). ")
+	fmt.Fprintf(b, "QPS is dnsperf on CPU 1 against each setup alone on CPU 0, best of %d runs of %s, on a random mix of A, per-pod A, `_http._tcp` SRV and bare SRV questions over the headless services, with `cache 30` and with the cache line removed. ", cfg.rounds, cfg.duration)
+	fmt.Fprintf(b, "The relist: stock and drop-in run at once, unpinned, each through its proxy; the API server stops for %s and starts again, and their resident memory is sampled every 100 ms until each has received as many bytes again as its initial lists took, and 3 s more. ", cfg.outage)
+	fmt.Fprintf(b, "Recovery: headless alone and kubernetes alone run at once, unpinned; the API server stops for %s and starts, a new headless service is created as soon as `/readyz` answers, and each is asked for its pod's name every millisecond; the time is from `/readyz` to the answer. ", cfg.outage)
+	b.WriteString("Negative caching: stock and drop-in run at once, unpinned; a headless service has a ready pod and a pod that is not ready; a client asks both for the not-ready pod's name (NXDOMAIN, which the cache keeps: 30 s from kubernetes's SOA, 5 s with headless's `negative_ttl 5`), the pod turns ready, and the client asks again every 100 ms; the time is from the API server acknowledging the update to the address.\n\n")
+
+	b.WriteString("| figure | wanted | ours vs reference | ratio | met |\n| --- | --- | --- | --- | --- |\n")
+	for _, t := range ts {
+		fmt.Fprintf(b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
+	}
+
+	b.WriteString("\n| setup | VmRSS | over whoami | live heap | over whoami | received until serving | responses | start to serving |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range setups {
+		r, tr := p.procs[s], p.received[s]
+		fmt.Fprintf(b, "| %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %s | %d | %s |\n", s, float64(r.rssKB)/1024, p.rssOver(s),
+			float64(r.heapKB)/1024, p.heapOver(s), megabytes(float64(tr.bytes)), tr.requests, r.ready.Round(time.Millisecond))
+	}
+
+	b.WriteString("\nPer object, for [docs/design.md](docs/design.md#at-cluster-scale): the live heap over whoami of each plugin alone divided by the endpoints it keeps (its services included), and the bytes it received divided by the objects its lists return and by the endpoints.\n\n")
+	b.WriteString("| plugin | objects listed | endpoints kept | live heap per endpoint | bytes received per object | bytes received per endpoint |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range []struct {
+		plugin, setup string
+		endpoints     int
+	}{{kubernetesKind, kubernetesAlone, endpoints}, {headless, headlessAlone, headlessServices * cfg.mixEndpoints}} {
+		objects := p.objects[row.plugin]
+		received := float64(p.received[row.setup].bytes)
+		fmt.Fprintf(b, "| %s | %d | %d | %.0f B | %.0f B | %.0f B |\n", row.plugin, objects, row.endpoints,
+			perUnit(p.heapOver(row.setup)*1024*1024, row.endpoints), perUnit(received, objects), perUnit(received, row.endpoints))
+	}
+
+	for _, s := range []string{kubernetesAlone, headlessAlone} {
+		fmt.Fprintf(b, "\nThe requests of %s until it served:\n\n```\n%s\n```\n", s, strings.Join(p.received[s].calls, "\n"))
+	}
+
+	b.WriteString("\n| questions | stock qps | drop-in qps |\n| --- | --- | --- |\n")
+	for _, withCache := range []bool{true, false} {
+		fmt.Fprintf(b, "| headless names, %s | %.0f | %.0f |\n", strings.TrimPrefix(qpsKey("", withCache), ", "),
+			p.qps[qpsKey(stock, withCache)], p.qps[qpsKey(dropIn, withCache)])
+	}
+
+	b.WriteString("\n| relist | VmRSS before | peak | peak over whoami | received after the stop | relisted within |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range []string{stock, dropIn} {
+		r := p.relist[s]
+		within := "no full relist seen"
+		if r.relisted {
+			within = r.took.Round(100*time.Millisecond).String() + " of the stop"
+		}
+		fmt.Fprintf(b, "| %s | %.1f MB | %.1f MB | %.1f MB | %s | %s |\n", s, float64(r.beforeKB)/1024, float64(r.peakKB)/1024, p.peakOver(s),
+			megabytes(float64(r.bytes)), within)
+	}
+
+	b.WriteString("\n| timing | setup | runs | median | max | each |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range []struct {
+		what, setup string
+		times       []time.Duration
+	}{
+		{"recovery after a restart", headlessAlone, p.recovery[headlessAlone]},
+		{"recovery after a restart", kubernetesAlone, p.recovery[kubernetesAlone]},
+		{"not-ready pod answered once ready", dropIn, p.negative[dropIn]},
+		{"not-ready pod answered once ready", stock, p.negative[stock]},
+	} {
+		var each []string
+		for _, d := range row.times {
+			each = append(each, d.Round(10*time.Millisecond).String())
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s |\n", row.what, row.setup, len(row.times),
+			percentile(row.times, 0.5).Round(10*time.Millisecond), percentile(row.times, 1).Round(10*time.Millisecond), strings.Join(each, ", "))
+	}
+}
+
+func perUnit(total float64, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return total / float64(n)
+}
