@@ -95,27 +95,38 @@ func benchService(namespace, name string, n int) testkit.Objects {
 }
 
 // BenchmarkIndexMemory reports the heap the index holds per endpoint for
-// 10k services x 10 endpoints x 2 ports: the slices it keeps, the snapshots
-// and the reverse map. Nothing else holds the objects.
+// 10k headless services x 10 endpoints x 2 ports, their slices written as
+// the EndpointSlice controller writes those of a StatefulSet (conditions,
+// pod, node, zone) and reduced by the plugin's transform: the reduced slices,
+// the snapshots and the reverse map. Nothing else holds the objects. The
+// API objects are made in the measured span, as a decoder makes them, and
+// what the index does not keep of them is collected before the reading.
 func BenchmarkIndexMemory(b *testing.B) {
 	const services, endpoints = 10000, 10
-	ess := make([]*endpointSlice, services)
-	for i := range ess {
-		s := &endpointSlice{name: fmt.Sprintf("svc-%06d-x1", i), namespace: "bench", service: fmt.Sprintf("svc-%06d", i),
-			ports: []slicePort{{"http", "TCP", 80}, {"metrics", "TCP", 9090}}}
-		for j := range endpoints {
-			n := i*endpoints + j
-			s.endpoints = append(s.endpoints, sliceEndpoint{addr: netip.AddrFrom4([4]byte{10, byte(128 + n>>16), byte(n >> 8), byte(n)}), host: fmt.Sprintf("pod-%d", j), hostname: true})
+	yes, no := true, false
+	transform := sliceTransform(transformOptions{}, false)
+	slice := func(i int) *discovery.EndpointSlice {
+		name := fmt.Sprintf("app-%06d", i)
+		ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+		eps := make([]discovery.Endpoint, endpoints)
+		for j := range eps {
+			k := i*endpoints + j
+			e := testkit.Pod(testkit.Endpoint(netip.AddrFrom4([4]byte{10, byte(128 + k>>16), byte(k >> 8), byte(k)}).String(), fmt.Sprintf("pod-%d", j)), fmt.Sprintf("%s-%d", name, j))
+			e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
+			node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
+			e.NodeName, e.Zone = &node, &zone
+			eps[j] = e
 		}
-		ess[i] = s
+		return testkit.HeadlessSlice("bench", name, name+"-x7k2p", discovery.AddressTypeIPv4, ports, eps...)
 	}
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		ix := newIndex(false)
-		for _, s := range ess {
-			ix.setService(false, &service{name: s.service, namespace: "bench", headless: true})
+		for i := range services {
+			s := transform(slice(i)).(*endpointSlice)
+			ix.setService(false, &service{name: s.service, namespace: s.namespace, headless: true})
 			ix.setSlice(false, controllerSlices, s)
 		}
 		runtime.GC()

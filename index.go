@@ -1,6 +1,7 @@
 package headless
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -22,9 +23,9 @@ type index struct {
 	mu      sync.RWMutex
 	cluster view
 	multi   view
-	// reverse maps an address to the labelled endpoints that hold it in the
+	// reverse finds the labelled endpoints that hold an address in the
 	// cluster view; mcReverse does the same for the multicluster view.
-	reverse, mcReverse map[netip.Addr][]ptrRef
+	reverse, mcReverse reverseMap
 	// exposed holds the namespaces that match namespace_labels; nil without.
 	exposed map[string]bool
 
@@ -47,7 +48,7 @@ type view struct {
 // exists, the slices that name it, and the snapshot it serves.
 type serviceState struct {
 	headless bool
-	slices   map[string]*endpointSlice // by slice name
+	slices   []*endpointSlice // sorted by name; a new array on each change, which the snapshot shares
 	snap     *snapshot                 // nil unless headless
 }
 
@@ -67,7 +68,7 @@ type ptrRef struct {
 func newIndex(zonal bool) *index {
 	return &index{
 		cluster: newView(), multi: newView(),
-		reverse: map[netip.Addr][]ptrRef{}, mcReverse: map[netip.Addr][]ptrRef{},
+		reverse: newReverseMap(), mcReverse: newReverseMap(),
 		zonal: zonal,
 	}
 }
@@ -109,10 +110,10 @@ func (ix *index) namespaceExposed(namespace string) bool {
 func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, multicluster bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if refs := ix.reverse[addr]; len(refs) > 0 {
+	if refs := ix.reverse.get(addr); len(refs) > 0 {
 		return refs, false
 	}
-	return ix.mcReverse[addr], true
+	return ix.mcReverse.get(addr), true
 }
 
 // snapshots returns the published snapshots of a view, for zone transfers.
@@ -227,14 +228,17 @@ func (ix *index) setSliceLocked(multicluster bool, source uint8, s *endpointSlic
 		st = &serviceState{}
 		v.services[key] = st
 	}
-	if old := st.slices[s.name]; old != nil && old.equal(s) {
+	i, found := slices.BinarySearchFunc(st.slices, s.name, func(o *endpointSlice, name string) int { return cmp.Compare(o.name, name) })
+	if found && st.slices[i].equal(s) {
 		v.owners[sliceKey] = sliceOwner{service: key, source: source}
 		return changed
 	}
-	if st.slices == nil {
-		st.slices = map[string]*endpointSlice{}
+	if found {
+		st.slices = slices.Clone(st.slices)
+		st.slices[i] = s
+	} else {
+		st.slices = slices.Insert(slices.Clip(st.slices), i, s)
 	}
-	st.slices[s.name] = s
 	v.owners[sliceKey] = sliceOwner{service: key, source: source}
 	return ix.publish(multicluster, key, st) || changed
 }
@@ -251,7 +255,7 @@ func (ix *index) removeSliceLocked(multicluster bool, sliceKey string) bool {
 		return false
 	}
 	_, name, _ := strings.Cut(sliceKey, "/")
-	delete(st.slices, name)
+	st.slices = slices.DeleteFunc(slices.Clone(st.slices), func(o *endpointSlice) bool { return o.name == name })
 	return ix.publish(multicluster, owner.service, st)
 }
 
@@ -312,7 +316,7 @@ func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
 	var snap *snapshot
 	if st.headless {
 		name, namespace := cutServiceKey(key)
-		snap = newSnapshot(name, namespace, slicesOf(st), ix.zonal && !multicluster, multicluster)
+		snap = newSnapshot(name, namespace, st.slices, ix.zonal && !multicluster, multicluster)
 	}
 	if !st.headless && len(st.slices) == 0 {
 		delete(v.services, key)
@@ -327,7 +331,7 @@ func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
 	if old != nil {
 		v.published--
 		v.endpoints -= len(old.eps)
-		removeReverse(reverse, old)
+		reverse.remove(old)
 		if v.namespaces[old.namespace]--; v.namespaces[old.namespace] <= 0 {
 			delete(v.namespaces, old.namespace)
 		}
@@ -335,7 +339,7 @@ func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
 	if snap != nil {
 		v.published++
 		v.endpoints += len(snap.eps)
-		addReverse(reverse, snap)
+		reverse.add(snap)
 		v.namespaces[snap.namespace]++
 	}
 	st.snap = snap
@@ -343,39 +347,97 @@ func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
 	return true
 }
 
-func slicesOf(st *serviceState) []*endpointSlice {
-	ess := make([]*endpointSlice, 0, len(st.slices))
-	for _, s := range st.slices {
-		ess = append(ess, s)
-	}
-	return ess
+// reverseMap finds the labelled endpoints that hold an address. An IPv4
+// address is keyed by its 4 bytes, so that each costs one small map entry.
+type reverseMap struct {
+	v4 reverseTable[uint32]
+	v6 reverseTable[[16]byte]
 }
 
-// addReverse and removeReverse keep the reverse map in step with a snapshot.
-// The slices in it are copied on write: readers may hold the old ones.
-func addReverse(reverse map[netip.Addr][]ptrRef, s *snapshot) {
+func newReverseMap() reverseMap {
+	return reverseMap{v4: newReverseTable[uint32](), v6: newReverseTable[[16]byte]()}
+}
+
+// get returns the endpoints that hold addr.
+func (r reverseMap) get(addr netip.Addr) []ptrRef {
+	if addr = addr.Unmap(); addr.Is4() {
+		return r.v4.get(v4Key(addr))
+	}
+	return r.v6.get(addr.As16())
+}
+
+// add adds the addresses of s.
+func (r reverseMap) add(s *snapshot) {
 	for i, ep := range s.eps {
-		if ep.kind == kindFQDN {
-			continue
+		ref := ptrRef{snap: s, host: ep.host}
+		switch ep.kind {
+		case kindV4:
+			r.v4.add(v4Key(s.addr(int32(i))), ref) // #nosec G115
+		case kindV6:
+			r.v6.add(s.addr(int32(i)).As16(), ref) // #nosec G115
 		}
-		addr := s.addr(int32(i)) // #nosec G115
-		refs := reverse[addr]
-		reverse[addr] = append(refs[:len(refs):len(refs)], ptrRef{snap: s, host: ep.host})
 	}
 }
 
-func removeReverse(reverse map[netip.Addr][]ptrRef, s *snapshot) {
+// remove removes the addresses of s.
+func (r reverseMap) remove(s *snapshot) {
 	for i, ep := range s.eps {
-		if ep.kind == kindFQDN {
-			continue
+		switch ep.kind {
+		case kindV4:
+			r.v4.remove(v4Key(s.addr(int32(i))), s) // #nosec G115
+		case kindV6:
+			r.v6.remove(s.addr(int32(i)).As16(), s) // #nosec G115
 		}
-		addr := s.addr(int32(i)) // #nosec G115
-		refs := slices.DeleteFunc(slices.Clone(reverse[addr]), func(r ptrRef) bool { return r.snap == s })
-		if len(refs) == 0 {
-			delete(reverse, addr)
+	}
+}
+
+func v4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// reverseTable keeps the first endpoint of each address in one map and the
+// others, for the rare address that several endpoints share, in a second.
+type reverseTable[K comparable] struct {
+	first map[K]ptrRef
+	more  map[K][]ptrRef // copied on write: readers may hold the old ones
+}
+
+func newReverseTable[K comparable]() reverseTable[K] {
+	return reverseTable[K]{first: map[K]ptrRef{}, more: map[K][]ptrRef{}}
+}
+
+func (t reverseTable[K]) get(key K) []ptrRef {
+	first, ok := t.first[key]
+	if !ok {
+		return nil
+	}
+	return append([]ptrRef{first}, t.more[key]...)
+}
+
+func (t reverseTable[K]) add(key K, ref ptrRef) {
+	if _, ok := t.first[key]; !ok {
+		t.first[key] = ref
+		return
+	}
+	more := t.more[key]
+	t.more[key] = append(more[:len(more):len(more)], ref)
+}
+
+// remove removes the endpoints of s that hold key.
+func (t reverseTable[K]) remove(key K, s *snapshot) {
+	more := slices.DeleteFunc(slices.Clone(t.more[key]), func(ref ptrRef) bool { return ref.snap == s })
+	if first, ok := t.first[key]; ok && first.snap == s {
+		if len(more) == 0 {
+			delete(t.first, key)
 		} else {
-			reverse[addr] = refs
+			t.first[key], more = more[0], more[1:]
 		}
+	}
+	if len(more) == 0 {
+		delete(t.more, key)
+	} else {
+		t.more[key] = more
 	}
 }
 

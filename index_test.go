@@ -51,8 +51,8 @@ func TestIndexReverseSharedAddress(t *testing.T) {
 		t.Errorf("after moving c: %v", names(refs))
 	}
 	ix.removeSlice(false, slim("b", "pod"))
-	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.reverse) != 1 {
-		t.Errorf("after removing b's slice: %v, %d addresses", names(refs), len(ix.reverse))
+	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.reverse.v4.first) != 1 {
+		t.Errorf("after removing b's slice: %v, %d addresses", names(refs), len(ix.reverse.v4.first))
 	}
 	if n, eps := ix.size(); n != 2 || eps != 1 {
 		t.Errorf("size %d services %d endpoints, want 2 1 (b without slices, c)", n, eps)

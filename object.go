@@ -57,24 +57,52 @@ type slicePort struct {
 }
 
 // sliceEndpoint is one address of an endpoint and the DNS label it is known by.
+// It is kept small: there is one for each address the plugin serves.
 type sliceEndpoint struct {
 	addr netip.Addr // invalid for an FQDN slice
-	fqdn string     // the address of an FQDN slice, fully qualified
 	host string
+	more *endpointDetail // nil but for FQDN slices and, with zonal, zones
 	// hostname is set when host is the endpoint's hostname, the stable name
 	// of a StatefulSet pod, rather than its pod name or address.
 	hostname bool
-	zone     string // topology zone in lower case, kept with zonal only
 	// terminating marks a serving but terminating endpoint, kept with
 	// terminating_fallback only: it is served when no endpoint is ready.
 	terminating bool
+}
+
+// endpointDetail is what few endpoints have.
+type endpointDetail struct {
+	fqdn string // the address of an FQDN slice, fully qualified
+	zone string // topology zone in lower case, kept with zonal only
+}
+
+// fqdn returns the address of an endpoint of an FQDN slice, or "".
+func (e sliceEndpoint) fqdn() string {
+	if e.more == nil {
+		return ""
+	}
+	return e.more.fqdn
+}
+
+// zone returns the topology zone of the endpoint, with zonal, or "".
+func (e sliceEndpoint) zone() string {
+	if e.more == nil {
+		return ""
+	}
+	return e.more.zone
+}
+
+// same reports whether e and o serve the same records.
+func (e sliceEndpoint) same(o sliceEndpoint) bool {
+	return e.addr == o.addr && e.host == o.host && e.hostname == o.hostname && e.terminating == o.terminating &&
+		e.fqdn() == o.fqdn() && e.zone() == o.zone()
 }
 
 // equal reports whether s and o serve the same records. The trigger time is
 // left out: it changes with every write, records or not.
 func (s *endpointSlice) equal(o *endpointSlice) bool {
 	return s.name == o.name && s.namespace == o.namespace && s.service == o.service && s.cluster == o.cluster &&
-		slices.Equal(s.ports, o.ports) && slices.Equal(s.endpoints, o.endpoints)
+		slices.Equal(s.ports, o.ports) && slices.EqualFunc(s.endpoints, o.endpoints, sliceEndpoint.same)
 }
 
 // transformOptions say what the slice transform keeps.
@@ -132,7 +160,12 @@ func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpoin
 		ports:     slicePorts(s.Ports),
 		triggered: triggerTime(s.Annotations[core.EndpointsLastChangeTriggerTime]),
 	}
-	zones := map[string]string{} // one string per zone, not one per endpoint
+	n := 0
+	for _, e := range s.Endpoints {
+		n += len(e.Addresses)
+	}
+	es.endpoints = make([]sliceEndpoint, 0, n)
+	var zones map[string]string // one string per zone, not one per endpoint
 	for _, e := range s.Endpoints {
 		terminating := false
 		if !ready(e.Conditions) {
@@ -143,13 +176,22 @@ func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpoin
 		}
 		zone := ""
 		if opts.zones && e.Zone != nil {
+			if zones == nil {
+				zones = map[string]string{}
+			}
 			zone = intern(zones, strings.ToLower(*e.Zone))
 		}
 		for _, a := range e.Addresses {
-			ep := sliceEndpoint{host: endpointHostname(e, a, opts.podNames), zone: zone, terminating: terminating}
+			ep := sliceEndpoint{host: endpointHostname(e, a, opts.podNames), terminating: terminating}
 			ep.hostname = e.Hostname != nil && *e.Hostname != ""
+			if zone != "" {
+				ep.more = &endpointDetail{zone: zone}
+			}
 			if s.AddressType == discovery.AddressTypeFQDN {
-				ep.fqdn = strings.TrimSuffix(a, ".") + "."
+				if ep.more == nil {
+					ep.more = &endpointDetail{}
+				}
+				ep.more.fqdn = strings.TrimSuffix(a, ".") + "."
 			} else {
 				addr, err := netip.ParseAddr(a)
 				if err != nil || addr.Zone() != "" {

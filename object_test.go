@@ -79,8 +79,8 @@ func TestToEndpointSlice(t *testing.T) {
 	// zonal keeps the zone in lower case, terminating_fallback the serving
 	// and terminating endpoint, marked.
 	got = toEndpointSlice(s, transformOptions{zones: true, terminating: true})
-	if e := got.endpoints[len(got.endpoints)-1]; e.zone != "us-east-1a" {
-		t.Errorf("zone %q, want us-east-1a", e.zone)
+	if e := got.endpoints[len(got.endpoints)-1]; e.zone() != "us-east-1a" {
+		t.Errorf("zone %q, want us-east-1a", e.zone())
 	}
 	if e := got.endpoints[len(got.endpoints)-2]; e.addr != ip("10.0.0.7") || !e.terminating {
 		t.Errorf("the terminating endpoint is %+v", e)
@@ -91,7 +91,7 @@ func TestToEndpointSlice(t *testing.T) {
 	}
 	fqdn := sliceOf("ns", "svc", "c", nil, testkit.Endpoint("db.example.org", ""))
 	fqdn.AddressType = discovery.AddressTypeFQDN
-	if got := toEndpointSlice(fqdn, transformOptions{}); len(got.endpoints) != 1 || got.endpoints[0].fqdn != "db.example.org." || got.endpoints[0].host != "db-example-org" {
+	if got := toEndpointSlice(fqdn, transformOptions{}); len(got.endpoints) != 1 || got.endpoints[0].fqdn() != "db.example.org." || got.endpoints[0].host != "db-example-org" {
 		t.Errorf("FQDN slice: %+v", got.endpoints)
 	}
 

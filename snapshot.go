@@ -24,7 +24,8 @@ type snapshot struct {
 	ports []portRec     // distinct ports
 
 	all    []entry    // every pair, in slice order: the service's name
-	hosts  []hostRec  // the pairs of each endpoint label, sorted by label
+	hosts  []hostRec  // the endpoint labels, sorted without regard to case
+	byHost []entry    // the pairs of the labels whose pairs all does not hold as they are
 	combos []comboRec // the pairs of each _port._protocol
 	zones  []zoneRec  // the pairs of each topology zone (zonal)
 }
@@ -51,12 +52,14 @@ type portRec struct {
 	port           int32
 }
 
-// hostRec is one endpoint label and its pairs.
+// hostRec is one endpoint label and where its pairs are: all[lo:hi] when
+// they stand there in a row, flagged as they would be alone (the endpoint of
+// a StatefulSet pod, whose address no other label has), else byHost[lo:hi].
 type hostRec struct {
 	name     string // as the EndpointSlice writes it, for SRV targets
-	lower    string // for matching query names
-	hostname bool   // an endpoint's hostname (stable_ptr)
-	entries  []entry
+	lo, hi   int32
+	inAll    bool
+	hostname bool // an endpoint's hostname (stable_ptr)
 }
 
 // comboRec holds the pairs that a _port._protocol name selects.
@@ -90,20 +93,26 @@ const (
 const maxPorts = 1 << 16
 
 // newSnapshot builds the snapshot of a headless service from its slices,
-// which it keeps. A service without a ready endpoint serves its serving and
-// terminating ones, which the slices hold with terminating_fallback only.
-// zonal groups the endpoints by zone; multicluster names each endpoint
-// HOST.CLUSTER, as the names of a ServiceImport's endpoints are.
+// sorted by name, which it keeps. A service without a ready endpoint serves
+// its serving and terminating ones, which the slices hold with
+// terminating_fallback only. zonal groups the endpoints by zone;
+// multicluster names each endpoint HOST.CLUSTER, as the names of a
+// ServiceImport's endpoints are.
 func newSnapshot(name, namespace string, ess []*endpointSlice, zonal, multicluster bool) *snapshot {
-	s := &snapshot{name: name, namespace: namespace, slices: slices.SortedFunc(slices.Values(ess), func(a, b *endpointSlice) int {
-		return cmp.Compare(a.name, b.name)
-	})}
-	s.terminating = !slices.ContainsFunc(s.slices, func(es *endpointSlice) bool {
+	s := &snapshot{name: name, namespace: namespace, slices: ess}
+	s.terminating = !slices.ContainsFunc(ess, func(es *endpointSlice) bool {
 		return slices.ContainsFunc(es.endpoints, func(e sliceEndpoint) bool { return !e.terminating })
 	})
 
-	b := builder{s: s, eps: map[epKey]int32{}, addrs: map[epKey]int32{}, hosts: map[string]int32{}, ports: map[portRec]uint16{}}
-	for _, es := range s.slices {
+	endpoints, pairs := 0, 0
+	for _, es := range ess {
+		endpoints += len(es.endpoints)
+		pairs += len(es.endpoints) * len(es.ports)
+	}
+	b := builder{s: s, eps: make(map[epKey]int32, endpoints), addrs: make(map[epKey]int32, endpoints),
+		hosts: make(map[string]int32, endpoints), ports: map[portRec]uint16{}}
+	s.eps, s.ips, s.all = make([]endpointRec, 0, endpoints), make([]byte, 0, 4*endpoints), make([]entry, 0, pairs)
+	for _, es := range ess {
 		if len(b.ports)+len(es.ports) > maxPorts {
 			log.Warningf("Skipping EndpointSlice %s/%s: service %s has more than %d distinct ports", es.namespace, es.name, name, maxPorts)
 			continue
@@ -112,16 +121,17 @@ func newSnapshot(name, namespace string, ess []*endpointSlice, zonal, multiclust
 			if e.terminating != s.terminating {
 				continue
 			}
+			host := e.host
 			if multicluster {
-				e.host += "." + es.cluster
+				host += "." + es.cluster
 			}
-			ep := b.endpoint(e)
+			ep := b.endpoint(e, host)
 			for _, p := range es.ports {
 				s.all = append(s.all, entry{ep: ep, port: b.port(p)})
 			}
 		}
 	}
-	s.all = s.flag(s.all)
+	s.flag(s.all)
 	s.groupHosts(b.hostNames, b.hostnames)
 	s.groupCombos()
 	if zonal {
@@ -148,33 +158,35 @@ type epKey struct {
 	host int32
 }
 
-func (b *builder) endpoint(e sliceEndpoint) int32 {
-	lower := strings.ToLower(e.host)
+// endpoint adds e, known by host, unless it is there already.
+func (b *builder) endpoint(e sliceEndpoint, host string) int32 {
+	lower := strings.ToLower(host)
 	h, ok := b.hosts[lower]
 	if !ok {
 		h = int32(len(b.hostNames)) // #nosec G115 -- bounded by the endpoints of a service
 		b.hosts[lower] = h
-		b.hostNames = append(b.hostNames, e.host)
+		b.hostNames = append(b.hostNames, host)
 		b.hostnames = append(b.hostnames, false)
 	}
 	b.hostnames[h] = b.hostnames[h] || e.hostname
-	k := epKey{addr: e.addr, fqdn: e.fqdn, host: h}
+	fqdn := e.fqdn()
+	k := epKey{addr: e.addr, fqdn: fqdn, host: h}
 	if i, ok := b.eps[k]; ok {
 		return i
 	}
 	s := b.s
 	i := int32(len(s.eps)) // #nosec G115
 	b.eps[k] = i
-	addrKey := epKey{addr: e.addr, fqdn: e.fqdn}
+	addrKey := epKey{addr: e.addr, fqdn: fqdn}
 	same, ok := b.addrs[addrKey]
 	if !ok {
 		same, b.addrs[addrKey] = i, i
 	}
 	rec := endpointRec{host: h, same: same}
 	switch {
-	case e.fqdn != "":
+	case fqdn != "":
 		rec.kind, rec.off = kindFQDN, int32(len(s.fqdns)) // #nosec G115
-		s.fqdns = append(s.fqdns, e.fqdn)
+		s.fqdns = append(s.fqdns, fqdn)
 	case e.addr.Is4():
 		rec.kind, rec.off = kindV4, int32(len(s.ips)) // #nosec G115
 		s.ips = append(s.ips, e.addr.AsSlice()...)
@@ -183,7 +195,7 @@ func (b *builder) endpoint(e sliceEndpoint) int32 {
 		s.ips = append(s.ips, e.addr.AsSlice()...)
 	}
 	s.eps = append(s.eps, rec)
-	b.zones = append(b.zones, e.zone)
+	b.zones = append(b.zones, e.zone())
 	return i
 }
 
@@ -198,10 +210,9 @@ func (b *builder) port(p slicePort) uint16 {
 	return i
 }
 
-// flag returns a copy of es with the first-occurrence flags of that list.
-func (s *snapshot) flag(es []entry) []entry {
-	out := make([]entry, len(es))
-	seenAddr := make([]bool, len(s.eps)) // by endpoint.same
+// flag sets the first-occurrence flags of the list es, in place.
+func (s *snapshot) flag(es []entry) {
+	seenAddr := make([]bool, len(s.eps)) // by endpointRec.same
 	seenGlue := make([]bool, len(s.eps))
 	srvPorts := map[int32][]int32{} // port numbers with an SRV record, by host
 	for i, e := range es {
@@ -223,53 +234,101 @@ func (s *snapshot) flag(es []entry) []entry {
 				}
 			}
 		}
-		out[i] = e
+		es[i] = e
 	}
-	return out
 }
 
-// groupHosts gives each endpoint label its pairs, in order.
+// groupHosts sorts the labels and finds the pairs of each: a run of all, or
+// a copy in byHost, flagged for the label alone.
 func (s *snapshot) groupHosts(names []string, hostnames []bool) {
-	byHost := make([][]entry, len(names))
-	for _, e := range s.all {
-		h := s.eps[e.ep].host
-		byHost[h] = append(byHost[h], e)
-	}
-	s.hosts = make([]hostRec, len(names))
-	for i, n := range names {
-		s.hosts[i] = hostRec{name: n, lower: strings.ToLower(n), hostname: hostnames[i], entries: s.flag(byHost[i])}
-	}
-	// Sorting moves the records: endpoints keep their label's old index.
-	order := make([]int32, len(names))
+	order := make([]int32, len(names)) // label indices, sorted
 	for i := range order {
 		order[i] = int32(i) // #nosec G115
 	}
-	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(s.hosts[a].lower, s.hosts[b].lower) })
-	sorted := make([]hostRec, len(names))
-	index := make([]int32, len(names))
+	slices.SortFunc(order, func(a, b int32) int { return compareFold(names[a], names[b]) })
+	index := make([]int32, len(names)) // old label index to new
 	for to, from := range order {
-		sorted[to] = s.hosts[from]
 		index[from] = int32(to) // #nosec G115
 	}
-	s.hosts = sorted
 	for i := range s.eps {
 		s.eps[i].host = index[s.eps[i].host]
 	}
+	first, last, count := make([]int, len(names)), make([]int, len(names)), make([]int, len(names))
+	for i, e := range s.all {
+		h := s.eps[e.ep].host
+		if count[h] == 0 {
+			first[h] = i
+		}
+		last[h] = i
+		count[h]++
+	}
+	s.hosts = make([]hostRec, len(names))
+	for h, from := range order {
+		rec := hostRec{name: names[from], hostname: hostnames[from]}
+		if run := s.all[first[h] : last[h]+1]; len(run) == count[h] {
+			alone := slices.Clone(run)
+			s.flag(alone)
+			if slices.Equal(run, alone) {
+				rec.lo, rec.hi, rec.inAll = int32(first[h]), int32(last[h]+1), true // #nosec G115
+				s.hosts[h] = rec
+				continue
+			}
+		}
+		rec.lo = int32(len(s.byHost)) // #nosec G115
+		for _, e := range s.all[first[h] : last[h]+1] {
+			if s.eps[e.ep].host == int32(h) { // #nosec G115
+				s.byHost = append(s.byHost, e)
+			}
+		}
+		rec.hi = int32(len(s.byHost)) // #nosec G115
+		s.flag(s.byHost[rec.lo:rec.hi])
+		s.hosts[h] = rec
+	}
+	s.byHost = slices.Clip(s.byHost)
+}
+
+// compareFold compares a and b as cmp.Compare compares their lower-case
+// forms; labels are ASCII.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if ca, cb := lowerASCII(a[i]), lowerASCII(b[i]); ca != cb {
+			return cmp.Compare(ca, cb)
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // groupCombos splits the pairs by port name and protocol.
 func (s *snapshot) groupCombos() {
-	for _, e := range s.all {
-		p := s.ports[e.port]
-		i := slices.IndexFunc(s.combos, func(c comboRec) bool { return c.name == p.name && c.protocol == p.protocol })
-		if i < 0 {
-			i = len(s.combos)
+	combo := make([]int, len(s.ports)) // of each port
+	var sizes []int
+	for i, p := range s.ports {
+		combo[i] = slices.IndexFunc(s.combos, func(c comboRec) bool { return c.name == p.name && c.protocol == p.protocol })
+		if combo[i] < 0 {
+			combo[i] = len(s.combos)
 			s.combos = append(s.combos, comboRec{name: p.name, protocol: p.protocol})
+			sizes = append(sizes, 0)
 		}
-		s.combos[i].entries = append(s.combos[i].entries, e)
+	}
+	for _, e := range s.all {
+		sizes[combo[e.port]]++
 	}
 	for i := range s.combos {
-		s.combos[i].entries = s.flag(s.combos[i].entries)
+		s.combos[i].entries = make([]entry, 0, sizes[i])
+	}
+	for _, e := range s.all {
+		c := &s.combos[combo[e.port]]
+		c.entries = append(c.entries, e)
+	}
+	for i := range s.combos {
+		s.flag(s.combos[i].entries)
 	}
 }
 
@@ -289,7 +348,7 @@ func (s *snapshot) groupZones(zones []string) {
 		s.zones[i].entries = append(s.zones[i].entries, e)
 	}
 	for i := range s.zones {
-		s.zones[i].entries = s.flag(s.zones[i].entries)
+		s.flag(s.zones[i].entries)
 	}
 }
 
@@ -332,11 +391,15 @@ func (s *snapshot) selectAll() selection { return selection{snap: s, entries: s.
 
 // selectHost selects the pairs of one endpoint label, in lower case.
 func (s *snapshot) selectHost(host string) selection {
-	i, ok := slices.BinarySearchFunc(s.hosts, host, func(h hostRec, t string) int { return cmp.Compare(h.lower, t) })
+	i, ok := slices.BinarySearchFunc(s.hosts, host, func(h hostRec, t string) int { return compareFold(h.name, t) })
 	if !ok {
 		return selection{snap: s}
 	}
-	return selection{snap: s, entries: s.hosts[i].entries}
+	h, entries := s.hosts[i], s.byHost
+	if h.inAll {
+		entries = s.all
+	}
+	return selection{snap: s, entries: entries[h.lo:h.hi]}
 }
 
 // selectPort selects the pairs of _port._protocol (both in lower case, the
@@ -358,7 +421,8 @@ func (s *snapshot) selectPort(port, protocol string) selection {
 			es = append(es, e)
 		}
 	}
-	return selection{snap: s, entries: s.flag(es)}
+	s.flag(es)
+	return selection{snap: s, entries: es}
 }
 
 // selectZone selects the pairs of the endpoints in zone (lower case): the

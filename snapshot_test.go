@@ -24,7 +24,7 @@ func TestNewSnapshot(t *testing.T) {
 		endpoints: []sliceEndpoint{endpoint("10.0.0.1", "b-host"), endpoint("10.0.0.2", "a-host")}}
 	b := &endpointSlice{name: "b", ports: []slicePort{{port: -1}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.2", "a-host")}}
-	s := newSnapshot("svc", "ns", []*endpointSlice{b, a}, false, false)
+	s := newSnapshot("svc", "ns", []*endpointSlice{a, b}, false, false) // sorted by name, as the index keeps them
 
 	if len(s.eps) != 2 || len(s.hosts) != 2 || len(s.all) != 5 {
 		t.Fatalf("eps %d hosts %d pairs %d, want 2 2 5", len(s.eps), len(s.hosts), len(s.all))
@@ -38,7 +38,7 @@ func TestNewSnapshot(t *testing.T) {
 	if want := []string{"10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.2"}; !slices.Equal(order, want) {
 		t.Errorf("pairs in order %v, want %v", order, want)
 	}
-	if s.hosts[0].lower != "a-host" || s.hosts[1].lower != "b-host" {
+	if s.hosts[0].name != "a-host" || s.hosts[1].name != "b-host" {
 		t.Errorf("labels not sorted: %+v", s.hosts)
 	}
 	// a-host: 10.0.0.2 x (80/TCP, 80/UDP) from a, x (-1) from b.
@@ -77,7 +77,7 @@ func TestNewSnapshot(t *testing.T) {
 }
 
 func TestNewSnapshotZones(t *testing.T) {
-	in := func(e sliceEndpoint, zone string) sliceEndpoint { e.zone = zone; return e }
+	in := func(e sliceEndpoint, zone string) sliceEndpoint { e.more = &endpointDetail{zone: zone}; return e }
 	s := newSnapshot("svc", "ns", []*endpointSlice{{name: "a", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
 		in(endpoint("10.0.0.1", "a"), "z1"), in(endpoint("10.0.0.2", "b"), "z2"), in(endpoint("10.0.0.3", "c"), "z1"), endpoint("10.0.0.4", "d"),
 	}}}, true, false)

@@ -62,7 +62,7 @@ func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string)
 			// An FQDN endpoint has no address record and, as in the
 			// kubernetes plugin, SRV records with the root as target.
 			target := "."
-			if e.fqdn == "" {
+			if e.fqdn() == "" {
 				target = e.host + "." + base
 				ch <- []dns.RR{h.address(base, e), h.address(target, e)}
 			}
