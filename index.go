@@ -49,7 +49,7 @@ type view struct {
 type serviceState struct {
 	headless bool
 	slices   []*endpointSlice // sorted by name; a new array on each change, which the snapshot shares
-	snap     *snapshot                 // nil unless headless
+	snap     *snapshot        // nil unless headless
 }
 
 // sliceOwner says which service key a slice belongs to and which watch
