@@ -139,7 +139,7 @@ func TestWatchOnlyHeadless(t *testing.T) {
 		return func() (bool, string) {
 			for _, svc := range svcs {
 				if r := testkit.Query(t, "udp", addr, name(svc), dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-					return false, r.String()
+					return false, svc + ": " + r.String()
 				}
 			}
 			return true, ""
@@ -212,8 +212,11 @@ func TestWatchOnlyHeadless(t *testing.T) {
 	if _, err := client.DiscoveryV1().EndpointSlices(watchNS).Update(ctx, slice, meta.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.Eventually(t, 10*time.Second, "flip, now ExternalName, gone", gone("flip"))
-	s.Eventually(t, 10*time.Second, "unlabel, whose slice lost the label, gone", gone("unlabel"))
+	s.Eventually(t, 10*time.Second, "flip (now ExternalName) and unlabel (its slice without the label) gone", func() (bool, string) {
+		flipGone, flip := gone("flip")()
+		unlabelGone, unlabel := gone("unlabel")()
+		return flipGone && unlabelGone, fmt.Sprintf("flip:\n%s\nunlabel:\n%s", flip, unlabel)
+	})
 	testkit.Eventually(t, 10*time.Second, "the kubernetes plugin answers flip with its external name", func() (bool, string) {
 		r := testkit.Query(t, "udp", shared.kubernetes, name("flip"), dns.TypeA)
 		return len(r.Answer) > 0 && r.Answer[0].Header().Rrtype == dns.TypeCNAME, r.String()
