@@ -58,7 +58,11 @@ func (c *Cluster) spawnAPIServer() (*testkit.Process, error) {
 			return nil, nil
 		}
 	}
-	p, err := c.startProcess("kube-apiserver", c.apiserverBin, c.apiserverArgs())
+	args, err := c.apiserverArgs()
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.startProcess("kube-apiserver", c.apiserverBin, args)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +72,7 @@ func (c *Cluster) spawnAPIServer() (*testkit.Process, error) {
 
 // apiserverArgs returns the flags of kube-apiserver: loopback only, no
 // controllers to depend on, and nothing a test does not need.
-func (c *Cluster) apiserverArgs() []string {
+func (c *Cluster) apiserverArgs() ([]string, error) {
 	authz := "RBAC"
 	if c.opts.AlwaysAllow {
 		authz = "AlwaysAllow"
@@ -96,7 +100,14 @@ func (c *Cluster) apiserverArgs() []string {
 		"--etcd-count-metric-poll-period=0",
 		"--etcd-db-metric-poll-interval=0",
 	}
-	return append(args, c.opts.ExtraAPIServerArgs...)
+	if c.opts.Audit {
+		audit, err := c.auditArgs()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, audit...)
+	}
+	return append(args, c.opts.ExtraAPIServerArgs...), nil
 }
 
 // ready returns nil if the API server's /readyz is ok.

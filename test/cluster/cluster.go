@@ -34,6 +34,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// KeepDir keeps the work directory, with the logs, after Stop.
 	KeepDir bool
+	// Audit has the API server log the requests for services, namespaces,
+	// EndpointSlices and ServiceImports, which AuditEvents reads.
+	Audit bool
 	// ExtraAPIServerArgs are appended to the kube-apiserver flags, so they
 	// override the defaults.
 	ExtraAPIServerArgs []string

@@ -15,6 +15,9 @@ import (
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/mcs-api/config/crd"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 )
 
 const (
@@ -25,7 +28,7 @@ const (
 func TestCluster(t *testing.T) {
 	ctx := t.Context()
 	begin := time.Now()
-	c, err := Start(ctx, Options{})
+	c, err := Start(ctx, Options{Audit: true})
 	testkit.Require(t, err)
 	t.Cleanup(c.Stop)
 	t.Logf("started in %v; logs %s", time.Since(begin).Round(time.Millisecond), c.Logs())
@@ -40,6 +43,8 @@ func TestCluster(t *testing.T) {
 	checkKubeconfig(ctx, t, c)
 	checkServiceAccount(ctx, t, c)
 	checkRestart(ctx, t, c)
+	checkAudit(t, c, begin)
+	checkCRDs(ctx, t, c)
 
 	c.Stop()
 	c.Stop()
@@ -165,4 +170,42 @@ func checkRestart(ctx context.Context, t *testing.T, c *Cluster) {
 	}
 	t.Logf("restarted in %v", time.Since(begin).Round(time.Millisecond))
 	checkObjects(ctx, t, c.Client)
+}
+
+// checkAudit checks that the audit log has the creation of the test service.
+func checkAudit(t *testing.T, c *Cluster, since time.Time) {
+	t.Helper()
+	events, err := c.AuditEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Verb == "create" && e.ObjectRef.Resource == "services" && e.ObjectRef.Namespace == testNamespace && !e.Received.Before(since) {
+			return
+		}
+	}
+	t.Errorf("the creation of service %s/%s is not among the %d events of the audit log", testNamespace, testService, len(events))
+}
+
+// checkCRDs installs the definition of the ServiceImports of the
+// Multi-Cluster Services API, twice, and creates one.
+func checkCRDs(ctx context.Context, t *testing.T, c *Cluster) {
+	t.Helper()
+	for range 2 { // the second time it exists already
+		if err := c.InstallCRDs(ctx, crd.ServiceImportCRD); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := mcsclient.NewForConfigOrDie(c.RESTConfig)
+	si := &mcs.ServiceImport{
+		ObjectMeta: meta.ObjectMeta{Name: testService, Namespace: testNamespace},
+		Spec:       mcs.ServiceImportSpec{Type: mcs.Headless, Ports: []mcs.ServicePort{}},
+	}
+	if _, err := client.MulticlusterV1alpha1().ServiceImports(testNamespace).Create(ctx, si, meta.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.MulticlusterV1alpha1().ServiceImports(testNamespace).Get(ctx, testService, meta.GetOptions{})
+	if err != nil || got.Spec.Type != mcs.Headless {
+		t.Errorf("ServiceImport %+v: %v", got, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,33 +15,56 @@ import (
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
+	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 )
 
 const conf = "conf"
 
 // conformanceObjects covers every rule of the plugin: dual stack,
 // hostname-less endpoints, ready, not ready and unset, slices that overlap, a
-// service without ready endpoints, one without selector, unnamed ports, TCP
-// and UDP ports of one name, a slice without ports, and ClusterIP services
-// beside headless ones, one of them sharing an address with a headless one.
+// service without ready endpoints, one without selector with a hand-written
+// slice, one with a mirrored slice, unnamed ports, TCP and UDP ports of one
+// name, a slice without ports, zones (one with dots, one in upper case, an
+// endpoint without), FQDN slices (to a name another server block answers, to
+// one that does not exist, to a headless name), 40 endpoints in one slice,
+// and ClusterIP and ExternalName services beside headless ones, one of them
+// sharing an address with a headless one.
 func conformanceObjects() testkit.Objects {
 	tcp, udp := core.ProtocolTCP, core.ProtocolUDP
 	web := []discovery.EndpointPort{testkit.Port("http", 80, tcp), testkit.Port("metrics", 9090, tcp)}
+	zoned := func(e discovery.Endpoint, zone string) discovery.Endpoint { e.Zone = &zone; return e }
+	selectorless := func(name string) *core.Service {
+		s := testkit.Headless(conf, name)
+		s.Spec.Selector = nil
+		return s
+	}
+	managedBy := func(s *discovery.EndpointSlice, manager string) *discovery.EndpointSlice {
+		s.Labels[discovery.LabelManagedBy] = manager
+		return s
+	}
+	externalName := &core.Service{
+		ObjectMeta: meta.ObjectMeta{Name: "extname", Namespace: conf},
+		Spec:       core.ServiceSpec{Type: core.ServiceTypeExternalName, ExternalName: "db.example.org"},
+	}
+	var many []discovery.Endpoint
+	for i := range 40 {
+		many = append(many, testkit.Endpoint(fmt.Sprintf("10.20.0.%d", 40-i), fmt.Sprintf("m-%02d", (i*7)%40)))
+	}
 	o := testkit.Consul(conf)
-	selectorless := testkit.Headless(conf, "external")
-	selectorless.Spec.Selector = nil
-	manual := testkit.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
-		testkit.Endpoint("192.0.2.10", "db-a"), testkit.Endpoint("192.0.2.11", ""))
-	manual.Labels[discovery.LabelManagedBy] = "operator.example.com"
 	o.Add(testkit.Objects{
 		Services: []*core.Service{
 			testkit.Headless(conf, "dual"), testkit.Headless(conf, "nohost"), testkit.Headless(conf, "ready"),
-			testkit.Headless(conf, "overlap"), testkit.Headless(conf, "empty"), selectorless,
-			testkit.Headless(conf, "unnamed"), testkit.Headless(conf, "dns"), testkit.Headless(conf, "noports"),
-			testkit.Headless(conf, "seven"), testkit.Headless(conf, "last"),
+			testkit.Headless(conf, "overlap"), testkit.Headless(conf, "empty"), selectorless("external"),
+			selectorless("mirrored"), testkit.Headless(conf, "unnamed"), testkit.Headless(conf, "dns"),
+			testkit.Headless(conf, "noports"), testkit.Headless(conf, "seven"), testkit.Headless(conf, "zoned"),
+			testkit.Headless(conf, "mixed"), testkit.Headless(conf, "alias"), testkit.Headless(conf, "many"),
+			testkit.Headless(conf, "last"),
 			testkit.ClusterIP(conf, "frontend", testkit.ServicePort("http", 80, tcp)),
 			testkit.ClusterIP(conf, "backend", testkit.ServicePort("http", 80, tcp)),
+			externalName,
 		},
 		Slices: []*discovery.EndpointSlice{
 			testkit.Slice(conf, "dual", "dual-v4", discovery.AddressTypeIPv4, web,
@@ -59,7 +83,12 @@ func conformanceObjects() testkit.Objects {
 				testkit.Endpoint("10.4.0.2", "o-1"), testkit.Endpoint("10.4.0.3", "o-2")),
 			testkit.Slice(conf, "empty", "empty-1", discovery.AddressTypeIPv4, web,
 				testkit.Ready(testkit.Endpoint("10.5.0.1", "e-0"), false)),
-			manual,
+			managedBy(testkit.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
+				testkit.Endpoint("192.0.2.10", "db-a"), testkit.Endpoint("192.0.2.11", "")), "operator.example.com"),
+			// As the EndpointSliceMirroring controller writes them from
+			// the Endpoints of a service without selector.
+			managedBy(testkit.Slice(conf, "mirrored", "mirrored-abcde", discovery.AddressTypeIPv4, web[:1],
+				testkit.Endpoint("192.0.2.20", "legacy-0"), testkit.Endpoint("192.0.2.21", "")), "endpointslicemirroring-controller.k8s.io"),
 			testkit.Slice(conf, "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("", 7000, tcp)},
 				testkit.Endpoint("10.6.0.1", "u-0")),
 			testkit.Slice(conf, "dns", "dns-1", discovery.AddressTypeIPv4,
@@ -71,101 +100,281 @@ func conformanceObjects() testkit.Objects {
 				testkit.Endpoint("10.9.0.1", "s-0"), testkit.Endpoint("10.9.0.2", "s-1"), testkit.Endpoint("10.9.0.3", "s-2"),
 				testkit.Endpoint("10.9.0.4", "s-3"), testkit.Endpoint("10.9.0.5", "s-4"), testkit.Endpoint("10.9.0.6", "s-5"),
 				testkit.Endpoint("10.9.0.7", "s-6")),
+			testkit.Slice(conf, "zoned", "zoned-1", discovery.AddressTypeIPv4, web,
+				zoned(testkit.Endpoint("10.13.0.1", "z-0"), "us-east-1a"), zoned(testkit.Endpoint("10.13.0.2", "z-1"), "US-East-1b"),
+				zoned(testkit.Endpoint("10.13.0.3", "z-2"), "corp.example.com"), testkit.Endpoint("10.13.0.4", "z-3"),
+				testkit.Ready(zoned(testkit.Endpoint("10.13.0.5", "z-4"), "us-east-1a"), false)),
+			testkit.Slice(conf, "zoned", "zoned-2", discovery.AddressTypeIPv6, web,
+				zoned(testkit.Endpoint("fd00:13::1", "z-0"), "us-east-1a")),
+			testkit.Slice(conf, "mixed", "mixed-v4", discovery.AddressTypeIPv4, web[:1], testkit.Endpoint("10.10.0.1", "int")),
+			testkit.Slice(conf, "mixed", "mixed-fqdn", discovery.AddressTypeFQDN, web[:1], testkit.Endpoint("db.example.org", "ext")),
+			testkit.Slice(conf, "alias", "alias-1", discovery.AddressTypeFQDN, web[:1],
+				testkit.Endpoint("cache.example.org", "cache"), testkit.Endpoint("nothing.example.org", "nothing"),
+				testkit.Endpoint("consul-server.conf.svc.cluster.local", "consul")),
+			// Not in hostname order, in one slice: the kubernetes plugin
+			// keeps its order, so a truncated answer keeps the same records.
+			testkit.Slice(conf, "many", "many-1", discovery.AddressTypeIPv4, web[:1], many...),
 			// The frontend selects a pod of nohost: its PTR names both.
 			testkit.Slice(conf, "frontend", "frontend-1", discovery.AddressTypeIPv4, web[:1],
 				testkit.Endpoint("10.2.0.1", ""), testkit.Endpoint("10.10.0.1", "")),
 			testkit.Slice(conf, "backend", "backend-1", discovery.AddressTypeIPv4, web[:1],
 				testkit.Endpoint("10.11.0.1", "")),
-			// Applied last: once every listener serves it, all came through.
-			testkit.Slice(conf, "last", "last-1", discovery.AddressTypeIPv4, web[:1],
-				testkit.Endpoint("10.12.0.1", "z-0")),
 		},
 	})
+	o.Slices = append(o.Slices, importedSlices()...)
+	// Applied last: once every listener serves it, all came through.
+	o.Slices = append(o.Slices, testkit.Slice(conf, "last", "last-1", discovery.AddressTypeIPv4, web[:1],
+		testkit.Endpoint("10.12.0.1", "z-0")))
 	return o
 }
 
-// probe is one query of the conformance table; headless marks the names
-// that the plugin alone must answer as the kubernetes plugin does.
+// serviceImports are the Multi-Cluster Services imports of namespace conf: a
+// headless one with slices from two clusters, a ClusterSetIP one, and a
+// headless one without slices.
+func serviceImports() []*mcs.ServiceImport {
+	pg := []mcs.ServicePort{{Name: "pg", Port: 5432, Protocol: core.ProtocolTCP}}
+	return []*mcs.ServiceImport{
+		{ObjectMeta: meta.ObjectMeta{Name: "db", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless, Ports: pg}},
+		{ObjectMeta: meta.ObjectMeta{Name: "vip", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP,
+			IPs: []string{"10.200.0.1"}, Ports: []mcs.ServicePort{{Name: "http", Port: 80, Protocol: core.ProtocolTCP}}}},
+		{ObjectMeta: meta.ObjectMeta{Name: "lonely", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless, Ports: []mcs.ServicePort{}}},
+	}
+}
+
+// importedSlices are the slices of the imports, as an MCS controller writes
+// them: from clusters c1 (IPv4 and IPv6) and c2 (a not ready endpoint, and
+// without the kubernetes.io/service-name label).
+func importedSlices() []*discovery.EndpointSlice {
+	ports := []discovery.EndpointPort{testkit.Port("pg", 5432, core.ProtocolTCP)}
+	imported := func(name, service, cluster string, addressType discovery.AddressType, eps ...discovery.Endpoint) *discovery.EndpointSlice {
+		s := testkit.Slice(conf, service, name, addressType, ports, eps...)
+		s.Labels[mcs.LabelServiceName] = service
+		s.Labels[mcs.LabelSourceCluster] = cluster
+		s.Labels[discovery.LabelManagedBy] = "mcs-controller.example.com"
+		return s
+	}
+	unlabelled := imported("db-c2-v4", "db", "c2", discovery.AddressTypeIPv4,
+		testkit.Endpoint("10.32.0.1", "db-0"), testkit.Ready(testkit.Endpoint("10.32.0.2", "db-1"), false))
+	delete(unlabelled.Labels, discovery.LabelServiceName)
+	return []*discovery.EndpointSlice{
+		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.0.1", "db-0"), testkit.Endpoint("10.31.0.2", "")),
+		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, testkit.Endpoint("fd00:31::1", "db-0")),
+		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.1.1", "")),
+		unlabelled,
+	}
+}
+
+// applyImports creates the ServiceImports, or updates those that exist.
+func applyImports(ctx context.Context, imports []*mcs.ServiceImport) error {
+	client, err := mcsclient.NewForConfig(shared.cluster.RESTConfig)
+	if err != nil {
+		return err
+	}
+	for _, si := range imports {
+		api := client.MulticlusterV1alpha1().ServiceImports(si.Namespace)
+		_, err := api.Create(ctx, si, meta.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			var old *mcs.ServiceImport
+			if old, err = api.Get(ctx, si.Name, meta.GetOptions{}); err == nil {
+				si = si.DeepCopy()
+				si.ResourceVersion = old.ResourceVersion
+				_, err = api.Update(ctx, si, meta.UpdateOptions{})
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("serviceimport %s/%s: %w", si.Namespace, si.Name, err)
+		}
+	}
+	return nil
+}
+
+// probe is one query of the conformance table. The drop-in must answer
+// every probe as kubernetes alone; headless alone only those marked
+// headless, the others being the documented differences of the plugin
+// alone (see conformanceProbes).
 type probe struct {
 	name     string
 	qtype    uint16
 	headless bool
+	// noEDNS sends the query without EDNS: over UDP, answers of more than
+	// 512 bytes are truncated.
+	noEDNS bool
+	// passed marks a reverse name that the kubernetes plugin does not know
+	// and passes on (fallthrough in-addr.arpa ip6.arpa, as in
+	// deploy/Corefile), so that the answer comes from upstream: headless
+	// alone must answer the same rcode and records, with its own SOA.
+	passed bool
 }
 
 // conformanceProbes derives the queries from the objects: for every headless
-// service its name, its pods' names, its _port._proto names and its
-// addresses' PTR names, in several types; then names around them.
-func conformanceProbes(o testkit.Objects, clusterIPs []string) []probe {
+// service its name, its endpoints' names, its _port._proto names, its zonal
+// names and its addresses' PTR names in several types; with multicluster,
+// the same for the imports in clusterset.local; then names around them.
+//
+// Alone, the plugin knows only headless services, so these differ from the
+// kubernetes plugin's answers by design (README) and are left out of the
+// comparison with headless alone, not with the drop-in:
+//   - names that are not headless names: ClusterIP and ExternalName
+//     services, pods, namespaces, ClusterSetIP imports, the apex NS;
+//   - the PTR of an address that a service that is not headless, or a slice
+//     of no service, also holds: the kubernetes plugin names them all;
+//   - the PTR of an imported address: headless names it in clusterset.local,
+//     the kubernetes plugin in cluster.local or, for a slice without the
+//     kubernetes.io/service-name label, builds a name that does not pack and
+//     sends nothing (so that address is not asked at all; see
+//     checkImportedAddressPTR).
+//
+// One query has no stable answer from the kubernetes plugin, so none is
+// asked: CNAME of the name of a service with an FQDN slice and another
+// slice. The plugin answers with the first endpoint, and its slices come from
+// a map, in any order; headless takes them in name order.
+func conformanceProbes(o testkit.Objects, clusterIPs []string, multicluster bool) []probe {
 	var ps []probe
 	add := func(headless bool, name string, types ...uint16) {
 		for _, t := range types {
-			ps = append(ps, probe{name, t, headless})
+			ps = append(ps, probe{name: name, qtype: t, headless: headless})
 		}
 	}
+	all := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeCNAME, dns.TypeSOA, dns.TypeNS, dns.TypeMX, dns.TypePTR, dns.TypeANY}
 	headless := map[string]bool{}
 	for _, s := range o.Services {
 		if s.Spec.ClusterIP == core.ClusterIPNone {
 			headless[s.Name] = true
 		}
 	}
-	shadowed := map[string]bool{}
+	slicesOf, fqdn := map[string]int{}, map[string]bool{}
 	for _, s := range o.Slices {
 		svc := s.Labels[discovery.LabelServiceName]
-		name := svc + "." + s.Namespace + ".svc.cluster.local."
-		if !headless[svc] {
-			add(false, name, dns.TypeA, dns.TypeSRV)
+		slicesOf[svc]++
+		fqdn[svc] = fqdn[svc] || s.AddressType == discovery.AddressTypeFQDN
+	}
+	// Addresses the plugin alone does not name as the kubernetes plugin
+	// does: those of other services, of slices of no service, imported ones.
+	shadowed := map[string]bool{}
+	for _, s := range o.Slices {
+		if !headless[s.Labels[discovery.LabelServiceName]] || s.Labels[mcs.LabelServiceName] != "" {
 			for _, e := range s.Endpoints {
 				shadowed[e.Addresses[0]] = true
 			}
+		}
+	}
+	for _, s := range o.Services {
+		name := s.Name + "." + s.Namespace + ".svc.cluster.local."
+		if !headless[s.Name] {
+			add(false, name, dns.TypeA, dns.TypeSRV, dns.TypeCNAME)
 			continue
 		}
-		add(true, name, dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeMX, dns.TypeANY)
+		types := all
+		if fqdn[s.Name] && slicesOf[s.Name] > 1 {
+			types = slices.DeleteFunc(slices.Clone(all), func(t uint16) bool { return t == dns.TypeCNAME })
+		}
+		add(true, name, types...)
 		add(true, caseMix(name), dns.TypeA, dns.TypeSRV)
+		add(true, "nobody."+name, dns.TypeA, dns.TypeSOA)
+		add(true, "_http._tcp."+name, dns.TypeSRV, dns.TypeA)
+		add(true, "_http._udp."+name, dns.TypeSRV)
+		add(true, "a.b.c."+name, dns.TypeA)
+	}
+	for _, s := range o.Slices {
+		svc := s.Labels[discovery.LabelServiceName]
+		if !headless[svc] || s.Labels[mcs.LabelServiceName] != "" {
+			continue
+		}
+		name := svc + "." + s.Namespace + ".svc.cluster.local."
 		for _, p := range s.Ports {
 			add(true, "_"+*p.Name+"._"+strings.ToLower(string(*p.Protocol))+"."+name, dns.TypeSRV, dns.TypeA)
 		}
 		for _, e := range s.Endpoints {
-			host := strings.NewReplacer(".", "-", ":", "-").Replace(e.Addresses[0])
-			if strings.HasSuffix(host, "-") {
-				host += "0"
+			add(true, hostname(e)+"."+name, dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeCNAME)
+			if rev, err := dns.ReverseAddr(e.Addresses[0]); err == nil {
+				notReady := e.Conditions.Ready != nil && !*e.Conditions.Ready
+				ps = append(ps, probe{name: rev, qtype: dns.TypePTR, headless: !shadowed[e.Addresses[0]], passed: notReady})
 			}
-			if e.Hostname != nil {
-				host = *e.Hostname
-			}
-			add(true, host+"."+name, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
 		}
 	}
-	for _, s := range o.Slices {
-		if !headless[s.Labels[discovery.LabelServiceName]] {
-			continue
+	// Zonal names, for a service with zones and one without.
+	for _, svc := range []string{"zoned", "dual"} {
+		name := svc + "." + conf + ".svc.cluster.local."
+		for _, z := range []string{"us-east-1a", "us-east-1b", "corp.example.com", "eu-west-1a"} {
+			add(true, z+".pin._zone."+name, dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT)
+			add(true, z+".prefer._zone."+name, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
 		}
-		for _, e := range s.Endpoints {
-			rev, _ := dns.ReverseAddr(e.Addresses[0])
-			add(!shadowed[e.Addresses[0]], rev, dns.TypePTR)
-		}
+		add(true, "US-East-1A.Pin._ZONE."+name, dns.TypeA)
+		add(true, "us-east-1a.nearest._zone."+name, dns.TypeA, dns.TypeTXT)
+		add(true, "pin._zone."+name, dns.TypeA)
+		add(true, "x.us-east-1a.pin._zone."+name, dns.TypeA)
+	}
+	add(true, "missing.pin._zone.missing.conf.svc.cluster.local.", dns.TypeA)
+	// A truncated answer: the same records, and the TC bit.
+	for _, t := range []uint16{dns.TypeA, dns.TypeSRV} {
+		ps = append(ps, probe{name: "many.conf.svc.cluster.local.", qtype: t, headless: true, noEDNS: true})
 	}
 	for _, ip := range clusterIPs {
 		rev, _ := dns.ReverseAddr(ip)
 		add(false, rev, dns.TypePTR)
 	}
-	add(true, "_http._udp.dual.conf.svc.cluster.local.", dns.TypeSRV)
 	add(true, "_HTTP._TCP.Dual.Conf.svc.cluster.local.", dns.TypeSRV)
 	add(true, "http.tcp.dual.conf.svc.cluster.local.", dns.TypeSRV)
 	add(true, "_._tcp.dns.conf.svc.cluster.local.", dns.TypeSRV)
 	add(true, "_dns-udp._.dns.conf.svc.cluster.local.", dns.TypeSRV)
 	add(true, "web-9.dual.conf.svc.cluster.local.", dns.TypeA, dns.TypeSRV)
-	add(true, "a.b.c.dual.conf.svc.cluster.local.", dns.TypeA)
-	add(true, "r-1.ready.conf.svc.cluster.local.", dns.TypeA)
-	add(true, "e-0.empty.conf.svc.cluster.local.", dns.TypeA)
-	add(true, "dual.conf.svc.cluster.local.", dns.TypeAXFR)
+	add(true, "cluster.local.", dns.TypeSOA, dns.TypeA)
+	add(true, "dns-version.cluster.local.", dns.TypeTXT)
+	// Not headless names: the kubernetes plugin answers the apex NS with
+	// its own address, and TXT with NXDOMAIN.
+	add(false, "cluster.local.", dns.TypeNS, dns.TypeTXT)
 	add(false, "missing.conf.svc.cluster.local.", dns.TypeA, dns.TypeSRV)
 	add(false, "conf.svc.cluster.local.", dns.TypeA)
 	add(false, "missing.svc.cluster.local.", dns.TypeA)
-	add(false, "cluster.local.", dns.TypeSOA, dns.TypeA)
-	add(false, "dns-version.cluster.local.", dns.TypeTXT)
+	add(false, "db.conf.svc.cluster.local.", dns.TypeA, dns.TypeSRV)
 	add(false, "10-1-0-1.conf.pod.cluster.local.", dns.TypeA)
 	add(false, "1.0.0.127.in-addr.arpa.", dns.TypePTR)
+	if multicluster {
+		ps = append(ps, importProbes()...)
+	}
 	return ps
+}
+
+// importProbes asks the names of the imports in clusterset.local, and the
+// PTR of their addresses.
+func importProbes() []probe {
+	var ps []probe
+	add := func(headless bool, name string, types ...uint16) {
+		for _, t := range types {
+			ps = append(ps, probe{name: name, qtype: t, headless: headless})
+		}
+	}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeCNAME}
+	for _, svc := range []string{"db", "lonely", "vip", "nothing"} {
+		base := svc + "." + conf + ".svc.clusterset.local."
+		for _, name := range []string{base, "db-0.c1." + base, "db-0.c2." + base, "DB-0.C1." + base, "10-31-0-2.c1." + base,
+			"db-1.c2." + base, "db-0." + base, "_pg._tcp." + base, "_pg._udp." + base, "pg.tcp." + base, "x.db-0.c1." + base,
+			"us-east-1a.pin._zone." + base} {
+			// A ClusterSetIP import is not headless.
+			add(svc != "vip", name, types...)
+		}
+	}
+	for _, ip := range []string{"10.31.0.1", "10.31.0.2", "fd00:31::1", "10.32.0.2", "10.31.1.1"} {
+		rev, _ := dns.ReverseAddr(ip)
+		add(false, rev, dns.TypePTR)
+	}
+	add(true, "clusterset.local.", dns.TypeSOA, dns.TypeA)
+	add(false, "clusterset.local.", dns.TypeNS)
+	add(true, "dns-version.clusterset.local.", dns.TypeTXT)
+	return ps
+}
+
+// hostname is the DNS label of an endpoint, as both plugins name it without
+// endpoint_pod_names.
+func hostname(e discovery.Endpoint) string {
+	if e.Hostname != nil {
+		return *e.Hostname
+	}
+	host := strings.NewReplacer(".", "-", ":", "-").Replace(e.Addresses[0])
+	if strings.HasSuffix(host, "-") {
+		host += "0"
+	}
+	return host
 }
 
 // caseMix writes every other letter of name in upper case.
@@ -180,7 +389,9 @@ func caseMix(name string) string {
 }
 
 // normalize prepares a response for comparison: records sorted in each
-// section, the message id and the SOA serial zeroed.
+// section, the message id and the SOA serial zeroed. The kubernetes plugin
+// keeps EndpointSlices in a map, so the order of records from several slices
+// varies from one answer to the next; within one slice it is the slice's.
 func normalize(m *dns.Msg) string {
 	m = m.Copy()
 	m.Id = 0
@@ -208,13 +419,80 @@ func normalize(m *dns.Msg) string {
 	return b.String()
 }
 
-// TestConformance compares the answers of the three listeners: headless in
-// front of kubernetes must answer every query as kubernetes alone does, and
-// headless alone every headless query.
+// ask sends p to addr over network.
+func ask(t *testing.T, network, addr string, p probe) *dns.Msg {
+	t.Helper()
+	m := testkit.NewQuery(p.name, p.qtype)
+	if p.noEDNS {
+		m = new(dns.Msg).SetQuestion(p.name, p.qtype)
+	}
+	r, err := testkit.Exchange(network, addr, m)
+	if err != nil {
+		t.Fatalf("%s %s to %s over %s: %v", p.name, dns.TypeToString[p.qtype], listenerName(addr), network, err)
+	}
+	return r
+}
+
+// tally counts the comparisons of a conformance run.
+type tally struct {
+	same, different, excluded int
+}
+
+func (c *tally) add(same bool) {
+	if same {
+		c.same++
+	} else {
+		c.different++
+	}
+}
+
+// compare asks the listeners of ls every probe over UDP and TCP and
+// compares their answers with kubernetes alone's.
+func compare(t *testing.T, ls listeners, probes []probe, c *tally) {
+	t.Helper()
+	for _, p := range probes {
+		for _, network := range []string{"udp", "tcp"} {
+			want := ask(t, network, ls.kubernetes, p)
+			// The probes without EDNS are meant to compare truncated
+			// answers: check they do.
+			if p.noEDNS && network == "udp" && !want.Truncated {
+				t.Errorf("%s %s over UDP without EDNS: the answer of %s is not truncated", p.name, dns.TypeToString[p.qtype], listenerName(ls.kubernetes))
+			}
+			targets := []string{ls.both}
+			if p.headless {
+				targets = append(targets, ls.headless)
+			} else {
+				c.excluded++
+			}
+			for _, addr := range targets {
+				got := ask(t, network, addr, p)
+				same := normalize(got) == normalize(want)
+				if p.passed && addr == ls.headless {
+					same = got.Rcode == want.Rcode && normalize(&dns.Msg{Answer: got.Answer}) == normalize(&dns.Msg{Answer: want.Answer})
+				}
+				c.add(same)
+				if !same {
+					t.Errorf("%s %s over %s%s: %s answers differently from %s\n--- %s:\n%s--- %s:\n%s",
+						p.name, dns.TypeToString[p.qtype], network, map[bool]string{true: " without EDNS"}[p.noEDNS],
+						listenerName(addr), listenerName(ls.kubernetes), listenerName(ls.kubernetes), normalize(want), listenerName(addr), normalize(got))
+				}
+			}
+		}
+	}
+}
+
+// TestConformance compares the answers of the listeners: headless in front
+// of kubernetes must answer every query as kubernetes alone does, and
+// headless alone every headless query, over UDP and TCP, in the drop-in
+// Corefile and with every option the two plugins share; zone transfers and
+// the metadata the plugins publish must be the same too.
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	objs := conformanceObjects()
 	if err := testkit.Apply(ctx, shared.cluster.Client, objs); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyImports(ctx, serviceImports()); err != nil {
 		t.Fatal(err)
 	}
 	var clusterIPs []string
@@ -227,59 +505,236 @@ func TestConformance(t *testing.T) {
 	}
 	waitForObjects(t)
 
-	probes := conformanceProbes(objs, clusterIPs)
-	services := len(objs.Services)
-	same, different := 0, 0
-	for _, p := range probes {
-		for _, net := range []string{"udp", "tcp"} {
-			want := normalize(testkit.Query(t, net, shared.kubernetes, p.name, p.qtype))
-			targets := []string{shared.both}
-			if p.headless {
-				targets = append(targets, shared.headless)
-			}
-			for _, addr := range targets {
-				got := normalize(testkit.Query(t, net, addr, p.name, p.qtype))
-				if got == want {
-					same++
-					continue
-				}
-				different++
-				t.Errorf("%s %s over %s: %s answers differently from kubernetes alone\n--- kubernetes:\n%s--- %s:\n%s",
-					p.name, dns.TypeToString[p.qtype], net, listenerName(addr), want, listenerName(addr), got)
-			}
+	var c tally
+	deploy := conformanceProbes(objs, clusterIPs, false)
+	full := conformanceProbes(objs, clusterIPs, true)
+	compare(t, shared.listeners, deploy, &c)
+	compare(t, shared.full, full, &c)
+	xfr := compareTransfers(t, objs)
+	md := compareMetadata(t, full)
+	checkImportedAddressPTR(t)
+
+	services := 0
+	for _, s := range objs.Services {
+		if s.Spec.ClusterIP == core.ClusterIPNone {
+			services++
 		}
 	}
-	summary := fmt.Sprintf("conformance: %d queries over %d services, %d comparisons: %d identical, %d different\n",
-		len(probes), services, same+different, same, different)
+	imports := len(serviceImports())
+	summary := fmt.Sprintf("conformance: %d queries over %d headless services and %d imports, drop-in and alone, all shared options, UDP and TCP; "+
+		"%d comparisons: %d identical, %d different, %d left out by design; zone transfers: %d records, %d identical, %d different; "+
+		"metadata: %d queries, %d identical, %d different\n",
+		len(deploy)+len(full), services, imports, c.same+c.different, c.same, c.different, c.excluded,
+		xfr.same+xfr.different, xfr.same, xfr.different, md.same+md.different, md.same, md.different)
 	t.Log(summary)
 	if root, err := testkit.Root(); err == nil {
 		_ = os.MkdirAll(filepath.Join(root, "build"), 0o755)
 		_ = os.WriteFile(filepath.Join(root, "build", "conformance.txt"), []byte(summary), 0o644)
 	}
-	if len(probes) < 40 || services < 8 {
-		t.Errorf("the table has %d queries over %d services, want at least 40 over 8", len(probes), services)
+	if len(deploy)+len(full) < 1000 || services < 16 || xfr.same < 100 || md.same < 1000 {
+		t.Errorf("the table has %d queries over %d headless services, %d transferred records, %d metadata lines; want at least 1000, 16, 100, 1000",
+			len(deploy)+len(full), services, xfr.same, md.same)
+	}
+}
+
+// checkImportedAddressPTR checks the PTR names headless alone gives the
+// addresses of imported endpoints: with multicluster, their names in the
+// first multicluster zone; without, none, as none is a Service's. The
+// kubernetes plugin names them in cluster.local after the
+// kubernetes.io/service-name label, or, without it, sends no answer.
+func checkImportedAddressPTR(t *testing.T) {
+	for _, c := range []struct {
+		ip, want string
+	}{
+		{"10.31.0.1", "db-0.c1.db.conf.svc.clusterset.local."},
+		{"10.31.0.2", "10-31-0-2.c1.db.conf.svc.clusterset.local."},
+		{"fd00:31::1", "db-0.c1.db.conf.svc.clusterset.local."},
+		{"10.32.0.1", "db-0.c2.db.conf.svc.clusterset.local."},
+	} {
+		rev, _ := dns.ReverseAddr(c.ip)
+		for _, network := range []string{"udp", "tcp"} {
+			r := testkit.Query(t, network, shared.full.headless, rev, dns.TypePTR)
+			checkRecords(t, "PTR of imported "+c.ip+" over "+network+" at full headless", r.Answer, []string{rev + "\t30\tIN\tPTR\t" + c.want})
+			r = testkit.Query(t, network, shared.headless, rev, dns.TypePTR)
+			if r.Rcode != dns.RcodeNameError || len(r.Answer) > 0 {
+				t.Errorf("PTR of imported %s over %s at headless, without multicluster: %s, want NXDOMAIN", c.ip, network, r)
+			}
+		}
 	}
 }
 
 // waitForObjects waits until the last objects applied are served on every
-// listener.
+// listener: the last slice, the imported addresses of both clusters.
 func waitForObjects(t *testing.T) {
-	const name = "z-0.last.conf.svc.cluster.local."
-	for _, addr := range []string{shared.kubernetes, shared.both, shared.headless} {
-		testkit.Eventually(t, 15*time.Second, name+" at "+listenerName(addr), func() (bool, string) {
-			r := testkit.Query(t, "udp", addr, name, dns.TypeA)
-			return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0, r.String()
-		})
+	for _, w := range []struct {
+		name    string
+		answers int
+		addrs   []string
+	}{
+		{"z-0.last.conf.svc.cluster.local.", 1, []string{shared.kubernetes, shared.both, shared.headless, shared.full.kubernetes, shared.full.both, shared.full.headless}},
+		{"db.conf.svc.clusterset.local.", 3, []string{shared.full.kubernetes, shared.full.both, shared.full.headless}},
+	} {
+		for _, addr := range w.addrs {
+			testkit.Eventually(t, 15*time.Second, w.name+" at "+listenerName(addr), func() (bool, string) {
+				r := testkit.Query(t, "udp", addr, w.name, dns.TypeA)
+				return r.Rcode == dns.RcodeSuccess && len(r.Answer) == w.answers, r.String()
+			})
+		}
 	}
 }
 
+// listenerName names the listener of the shared server at addr.
 func listenerName(addr string) string {
-	switch addr {
-	case shared.both:
-		return "headless+kubernetes"
-	case shared.kubernetes:
-		return "kubernetes"
-	default:
-		return "headless"
+	for _, l := range []struct {
+		ls     listeners
+		prefix string
+	}{{shared.listeners, ""}, {shared.full, "full "}} {
+		switch addr {
+		case l.ls.both:
+			return l.prefix + "headless+kubernetes"
+		case l.ls.kubernetes:
+			return l.prefix + "kubernetes"
+		case l.ls.headless:
+			return l.prefix + "headless"
+		}
 	}
+	return addr
+}
+
+// headlessOwner reports whether owner is the name of a headless service or
+// import of objs in zone, or a name under one.
+func headlessOwner(owner, zone string, objs testkit.Objects) bool {
+	var bases []string
+	if zone == "cluster.local." {
+		for _, s := range objs.Services {
+			if s.Spec.ClusterIP == core.ClusterIPNone {
+				bases = append(bases, s.Name+"."+s.Namespace+".svc."+zone)
+			}
+		}
+	} else {
+		for _, s := range serviceImports() {
+			if s.Spec.Type == mcs.Headless {
+				bases = append(bases, s.Name+"."+s.Namespace+".svc."+zone)
+			}
+		}
+	}
+	return slices.ContainsFunc(bases, func(b string) bool { return owner == b || strings.HasSuffix(owner, "."+b) })
+}
+
+// transfer returns the records of an AXFR of zone from addr, as text, the
+// SOA serial zeroed, sorted but for the first and last record, which must be
+// the SOA.
+func transfer(t *testing.T, addr, zone string) []string {
+	t.Helper()
+	m := new(dns.Msg).SetAxfr(zone)
+	envs, err := new(dns.Transfer).In(m, addr)
+	if err != nil {
+		t.Fatalf("AXFR %s from %s: %v", zone, listenerName(addr), err)
+	}
+	var out []string
+	for e := range envs {
+		if e.Error != nil {
+			t.Fatalf("AXFR %s from %s: %v", zone, listenerName(addr), e.Error)
+		}
+		for _, rr := range e.RR {
+			if soa, ok := rr.(*dns.SOA); ok {
+				soa.Serial = 0
+			}
+			out = append(out, rr.String())
+		}
+	}
+	if len(out) < 2 || !strings.Contains(out[0], "\tSOA\t") || out[len(out)-1] != out[0] {
+		t.Fatalf("AXFR %s from %s does not start and end with the SOA:\n%s", zone, listenerName(addr), strings.Join(out, "\n"))
+	}
+	slices.Sort(out[1 : len(out)-1])
+	return out
+}
+
+// compareTransfers compares the zone transfers, over TCP, of headless alone
+// with kubernetes alone's restricted to headless names (kubernetes also
+// transfers its NS records and every other service), and the drop-in's with
+// kubernetes alone's: with fallthrough, headless leaves the transfer to
+// kubernetes.
+func compareTransfers(t *testing.T, objs testkit.Objects) tally {
+	var c tally
+	for _, zone := range []string{"cluster.local.", "clusterset.local."} {
+		k := transfer(t, shared.full.kubernetes, zone)
+		var want []string
+		for _, rr := range k {
+			if owner := strings.Fields(rr)[0]; strings.Contains(rr, "\tSOA\t") || headlessOwner(owner, zone, objs) {
+				want = append(want, rr)
+			}
+		}
+		for _, x := range []struct {
+			addr string
+			want []string
+		}{{shared.full.headless, want}, {shared.full.both, k}} {
+			got := transfer(t, x.addr, zone)
+			for _, rr := range x.want {
+				c.add(slices.Contains(got, rr))
+			}
+			c.different += max(0, len(got)-len(x.want))
+			if !slices.Equal(got, x.want) {
+				t.Errorf("AXFR %s from %s differs from %s's%s:\n--- %s:\n%s\n--- %s:\n%s", zone, listenerName(x.addr), listenerName(shared.full.kubernetes),
+					map[bool]string{true: " restricted to headless names"}[x.addr == shared.full.headless],
+					listenerName(shared.full.kubernetes), strings.Join(x.want, "\n"), listenerName(x.addr), strings.Join(got, "\n"))
+			}
+		}
+	}
+	return c
+}
+
+// compareMetadata compares the metadata the plugins published for the
+// queries of the full listeners, as the log plugin wrote it: for each query
+// name, type and transport, headless alone and the drop-in must have logged
+// the line kubernetes alone logged.
+func compareMetadata(t *testing.T, probes []probe) tally {
+	// One line per query and listener; the log plugin writes them after
+	// the answer, so the last may come a moment after it.
+	byListener := map[string]map[string]string{}
+	var lines []string
+	testkit.Eventually(t, 10*time.Second, "the log lines of every query", func() (bool, string) {
+		lines = shared.server.Lines(" metadata full-")
+		return len(lines) >= 2*len(probes), fmt.Sprintf("%d lines", len(lines))
+	})
+	for _, l := range lines {
+		query, md, ok := strings.Cut(l[strings.Index(l, " metadata full-")+len(" metadata "):], " md=")
+		f := strings.Fields(query)
+		if !ok || len(f) != 4 {
+			t.Fatalf("log line %q", l)
+		}
+		key := strings.Join(f[1:], " ") // type, name, transport
+		if byListener[f[0]] == nil {
+			byListener[f[0]] = map[string]string{}
+		}
+		byListener[f[0]][key] = md
+	}
+	var c tally
+	want := byListener["full-kubernetes"]
+	for _, example := range []string{"SRV _http._tcp.zoned.conf.svc.cluster.local. udp", "A us-east-1a.pin._zone.zoned.conf.svc.cluster.local. tcp"} {
+		t.Logf("metadata of %s: %s", example, want[example])
+	}
+	for _, listener := range []string{"full-headless", "full-both"} {
+		got := byListener[listener]
+		seen := map[string]bool{}
+		for _, p := range probes {
+			if !p.headless && listener == "full-headless" {
+				continue
+			}
+			for _, network := range []string{"udp", "tcp"} {
+				key := dns.TypeToString[p.qtype] + " " + strings.ToLower(p.name) + " " + network
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				md, ok := got[key]
+				same := ok && md == want[key]
+				c.add(same)
+				if !same {
+					t.Errorf("metadata of %s at %s: %q, kubernetes alone: %q", key, listener, md, want[key])
+				}
+			}
+		}
+	}
+	return c
 }

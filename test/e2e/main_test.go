@@ -3,14 +3,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
+
+	"sigs.k8s.io/mcs-api/config/crd"
 )
 
 // env is the control plane and the CoreDNS server every test of the package
@@ -18,8 +22,20 @@ import (
 type env struct {
 	cluster *cluster.Cluster
 	server  *testkit.Server
-	// Three listeners of one server: headless in front of kubernetes,
-	// kubernetes alone, headless alone.
+	// The listeners of the drop-in, deploy/Corefile as it is but for the
+	// options beyond the kubernetes plugin (negative_ttl, stable_ptr).
+	listeners
+	// full are three listeners with every option the two plugins share
+	// turned on: zonal, multicluster, transfer, metadata.
+	full listeners
+	// metrics is the URL of the prometheus plugin's /metrics.
+	metrics string
+}
+
+// listeners are three listeners of one server that differ only in their
+// DNS plugins: headless in front of kubernetes, kubernetes alone, headless
+// alone (each host:port, UDP and TCP).
+type listeners struct {
 	both, kubernetes, headless string
 }
 
@@ -48,21 +64,43 @@ func start() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cluster.Start(ctx, cluster.Options{})
+	c, err := cluster.Start(ctx, cluster.Options{Audit: true})
 	if err != nil {
 		return nil, err
 	}
-	ports, err := testkit.FreePorts(3)
+	// Both plugins watch ServiceImports with multicluster: without their
+	// definition the kubernetes plugin would never sync.
+	if err := c.InstallCRDs(ctx, crd.ServiceImportCRD, crd.ServiceExportCRD); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	ports, err := testkit.FreePorts(10)
 	if err != nil {
 		c.Stop()
 		return nil, err
 	}
-	blocks := []testkit.Block{{Headless: true, Kubernetes: true}, {Kubernetes: true}, {Headless: true}}
-	for i := range blocks {
-		blocks[i].Port, blocks[i].Kubeconfig, blocks[i].StartupTimeout = ports[i], c.Kubeconfig, "10s"
+	cf := corefileConfig{Kubeconfig: c.Kubeconfig, Stub: ports[0], Prometheus: ports[1], Health: ports[2], Ready: ports[3]}
+	for i, l := range []*listener{
+		{Name: "both", Headless: true, Kubernetes: true}, {Name: "kubernetes", Kubernetes: true}, {Name: "headless", Headless: true},
+		{Name: "full-both", Headless: true, Kubernetes: true, Full: true}, {Name: "full-kubernetes", Kubernetes: true, Full: true},
+		{Name: "full-headless", Headless: true, Full: true},
+	} {
+		l.Port = ports[4+i]
+		cf.Listeners = append(cf.Listeners, l)
 	}
-	e := &env{cluster: c, both: blocks[0].Addr(), kubernetes: blocks[1].Addr(), headless: blocks[2].Addr()}
-	if e.server, err = testkit.Start(ctx, bin, testkit.Corefile(blocks...), time.Minute, e.both, e.kubernetes, e.headless); err != nil {
+	corefile, err := cf.String()
+	if err != nil {
+		c.Stop()
+		return nil, err
+	}
+	addr := func(i int) string { return testkit.Addr(cf.Listeners[i].Port) }
+	e := &env{
+		cluster:   c,
+		listeners: listeners{both: addr(0), kubernetes: addr(1), headless: addr(2)},
+		full:      listeners{both: addr(3), kubernetes: addr(4), headless: addr(5)},
+		metrics:   "http://" + testkit.Addr(cf.Prometheus) + "/metrics",
+	}
+	if e.server, err = testkit.Start(ctx, bin, corefile, time.Minute, addr(0), addr(1), addr(2), addr(3), addr(4), addr(5)); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -72,4 +110,112 @@ func start() (*env, error) {
 func (e *env) stop() {
 	e.server.Stop()
 	e.cluster.Stop()
+}
+
+// corefileConfig is what the shared server's Corefile is made of.
+type corefileConfig struct {
+	Kubeconfig string
+	// Ports on 127.0.0.1: the upstream that forward goes to, prometheus,
+	// health and ready.
+	Stub, Prometheus, Health, Ready int
+	Listeners                       []*listener
+}
+
+// listener is one listener of the shared server.
+type listener struct {
+	Name                 string
+	Port                 int
+	Headless, Kubernetes bool
+	// Full adds the zone clusterset.local and the options zonal,
+	// multicluster, transfer and metadata (logged by the log plugin).
+	Full bool
+}
+
+// corefileTemplate is deploy/Corefile, on loopback, for each listener, with
+// what only reaches the network or changes answers by design replaced or
+// left out:
+//   - forward goes to a stub on loopback that answers NXDOMAIN, not to
+//     /etc/resolv.conf;
+//   - cache is left out: it counts TTLs down and answers a repeated query
+//     from memory, so the same question asked of two listeners a second
+//     apart would differ;
+//   - loadbalance is left out: it shuffles the address records, so the
+//     records a truncated answer keeps would be a random subset;
+//   - health and ready listen once, on the drop-in listener.
+//
+// Beside each listener, a server block for example.org on the same port
+// answers the names that FQDN endpoints point to: both plugins look them up
+// through the server itself.
+const corefileTemplate = `.:{{.Stub}} {
+    bind 127.0.0.1
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
+}
+{{range .Listeners}}
+.:{{.Port}} {
+    bind 127.0.0.1
+    errors
+{{- if eq .Name "both"}}
+    health 127.0.0.1:{{$.Health}} {
+        lameduck 5s
+    }
+    ready 127.0.0.1:{{$.Ready}}
+{{- end}}
+{{- if .Full}}
+    metadata
+    log . "metadata {{.Name}} {type} {name} {proto} md={/kubernetes/service}|{/kubernetes/namespace}|{/kubernetes/endpoint}|{/kubernetes/port-name}|{/kubernetes/protocol}|{/kubernetes/kind}|{/kubernetes/zone}|{/kubernetes/cluster}|{/kubernetes/parse-error}"
+    transfer {
+        to *
+    }
+{{- end}}
+{{- if .Headless}}
+    headless cluster.local{{if .Full}} clusterset.local{{end}} in-addr.arpa ip6.arpa {
+        kubeconfig {{$.Kubeconfig}}
+        startup_timeout 10s
+        ttl 30
+{{- if .Full}}
+        zonal
+        multicluster clusterset.local
+{{- end}}
+{{- if .Kubernetes}}
+        fallthrough
+{{- end}}
+    }
+{{- end}}
+{{- if .Kubernetes}}
+    kubernetes cluster.local{{if .Full}} clusterset.local{{end}} in-addr.arpa ip6.arpa {
+        kubeconfig {{$.Kubeconfig}}
+        startup_timeout 10s
+        pods insecure
+{{- if .Full}}
+        zonal
+        multicluster clusterset.local
+{{- end}}
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+{{- end}}
+    prometheus 127.0.0.1:{{$.Prometheus}}
+    forward . 127.0.0.1:{{$.Stub}} {
+        max_concurrent 1000
+    }
+    loop
+    reload
+}
+example.org:{{.Port}} {
+    bind 127.0.0.1
+    hosts {
+        192.0.2.80 db.example.org
+        2001:db8::80 db.example.org
+        192.0.2.81 cache.example.org
+    }
+}
+{{end}}`
+
+// String returns the Corefile.
+func (cf corefileConfig) String() (string, error) {
+	var b bytes.Buffer
+	err := template.Must(template.New("Corefile").Parse(corefileTemplate)).Execute(&b, cf)
+	return b.String(), err
 }

@@ -34,10 +34,10 @@ func TestSeed(t *testing.T) {
 	var wantA, wantSRV, wantGlue []string
 	for i, ip := range testkit.ConsulIPs {
 		target := fmt.Sprintf("consul-server-%d.consul-server.default.svc.cluster.local.", i)
-		wantA = append(wantA, name+"\t5\tIN\tA\t"+ip)
-		wantGlue = append(wantGlue, target+"\t5\tIN\tA\t"+ip)
+		wantA = append(wantA, name+"\t30\tIN\tA\t"+ip)
+		wantGlue = append(wantGlue, target+"\t30\tIN\tA\t"+ip)
 		for _, port := range []int{8301, 8600, 8300, 8500, 8302} {
-			wantSRV = append(wantSRV, fmt.Sprintf("%s\t5\tIN\tSRV\t0 4 %d %s", name, port, target))
+			wantSRV = append(wantSRV, fmt.Sprintf("%s\t30\tIN\tSRV\t0 4 %d %s", name, port, target))
 		}
 	}
 	for _, addr := range []string{shared.headless, shared.both} {
@@ -55,7 +55,7 @@ func TestSeed(t *testing.T) {
 			checkRecords(t, "SRV over "+net+" at "+addr, srv.Answer, wantSRV)
 			checkRecords(t, "SRV glue over "+net+" at "+addr, srv.Extra, wantGlue)
 			pod := testkit.Query(t, net, addr, "consul-server-1."+name, dns.TypeA)
-			checkRecords(t, "pod A over "+net, pod.Answer, []string{"consul-server-1." + name + "\t5\tIN\tA\t10.244.2.11"})
+			checkRecords(t, "pod A over "+net, pod.Answer, []string{"consul-server-1." + name + "\t30\tIN\tA\t10.244.2.11"})
 		}
 	}
 }

@@ -2,9 +2,7 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -197,43 +195,17 @@ func proxyKubeconfig(t testing.TB, c *cluster.Cluster, p *proxy) string {
 	return path
 }
 
-// auditPolicy logs, as they start, the requests for services and
-// EndpointSlices.
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  resources:
-  - group: ""
-    resources: ["services"]
-  - group: "discovery.k8s.io"
-    resources: ["endpointslices"]
-- level: None
-`
-
-// auditEvent is what the test reads of an audit log line.
-type auditEvent struct {
-	Stage      string    `json:"stage"`
-	Verb       string    `json:"verb"`
-	RequestURI string    `json:"requestURI"`
-	UserAgent  string    `json:"userAgent"`
-	Received   time.Time `json:"requestReceivedTimestamp"`
-}
-
-// pluginRequests counts, in the audit log at path, the requests of the
-// plugin since the given time that list (a list, or a watch that starts
-// with the initial state) and those that resume a watch from a resource
-// version.
-func pluginRequests(t testing.TB, path string, since time.Time) (lists, resumes int) {
+// pluginRequests counts, in the audit log of c, the requests of the plugin
+// since the given time that list (a list, or a watch that starts with the
+// initial state) and those that resume a watch from a resource version.
+func pluginRequests(t testing.TB, c *cluster.Cluster, since time.Time) (lists, resumes int) {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	events, err := c.AuditEvents()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		var e auditEvent
-		if l == "" || json.Unmarshal([]byte(l), &e) != nil || !strings.Contains(e.UserAgent, "headless") || e.Received.Before(since) {
+	for _, e := range events {
+		if !strings.Contains(e.UserAgent, "headless") || e.Received.Before(since) {
 			continue
 		}
 		switch {
@@ -272,12 +244,7 @@ func pluginRequests(t testing.TB, path string, since time.Time) (lists, resumes 
 func TestWatchCut(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	policy, audit := filepath.Join(dir, "audit-policy.yaml"), filepath.Join(dir, "audit.log")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := ownCluster(t, cluster.Options{ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + audit}})
+	c := ownCluster(t, cluster.Options{Audit: true})
 	p := startProxy(t, strings.TrimPrefix(c.Server, "https://"))
 
 	m0 := model{
@@ -348,7 +315,7 @@ func TestWatchCut(t *testing.T) {
 		testkit.Eventually(t, recoverWithin, "the changes made during the cut ("+st.what+")", func() (bool, string) { return st.to.matches(t, s.addr, all) })
 		took := time.Since(back)
 		time.Sleep(time.Second) // for the audit log
-		lists, resumes := pluginRequests(t, audit, back.Add(-time.Second))
+		lists, resumes := pluginRequests(t, c, back.Add(-time.Second))
 		t.Logf("cut (%s): %d connection attempts in %v; the API state served %v after the proxy was back, after %d lists and %d resumed watches",
 			st.what, attempts, cutFor, took.Round(time.Millisecond), lists, resumes)
 		// The test is meant to exercise a relist: check it did.
