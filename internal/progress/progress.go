@@ -135,11 +135,13 @@ func (s *step) beat() (stop func()) {
 			case <-ticker.C:
 				s.mu.Lock()
 				line := fmt.Sprintf("  still %s (%v", s.doing, round(time.Since(s.begin)))
+				// No package compiled yet: go downloads modules, or links
+				// packages that the build cache holds.
 				switch {
-				case s.total > 0:
-					line += fmt.Sprintf(", %d of %d packages", s.packages, s.total)
+				case s.packages > 0 && s.total > 0:
+					line += fmt.Sprintf(", %d of %d packages compiled", s.packages, s.total)
 				case s.packages > 0:
-					line += fmt.Sprintf(", %d packages", s.packages)
+					line += fmt.Sprintf(", %d packages compiled", s.packages)
 				}
 				s.mu.Unlock()
 				s.println(line + ")")

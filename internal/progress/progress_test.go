@@ -126,7 +126,7 @@ func TestGoBuildHeartbeat(t *testing.T) {
 	if !strings.HasPrefix(got, "Building thing.\n  still building thing (0s") || !strings.Contains(got, ")\nBuilt thing in ") {
 		t.Errorf("a slow build wrote\n%s", got)
 	}
-	if !strings.Contains(got, " of 3 packages)\n") {
+	if !strings.Contains(got, " of 3 packages compiled)\n") {
 		t.Errorf("a slow build does not count the packages:\n%s", got)
 	}
 }
