@@ -97,8 +97,8 @@ func TestGoBuildDownloads(t *testing.T) {
 	if err := GoBuild(&out, "thing", "about 3 minutes", "", nil, "-o", "thing", "./cmd/b"); err != nil {
 		t.Fatal(err)
 	}
-	want := "Building thing (about 3 minutes on 2 cores the first time).\ngo: downloading example.com/a v1.0.0\nBuilt thing in 0s.\n"
-	if out.String() != want {
+	want := "Building thing (about 3 minutes on 2 cores the first time).\ngo: downloading example.com/a v1.0.0\nBuilt thing in "
+	if !strings.HasPrefix(out.String(), want) || strings.Count(out.String(), "\n") != 3 {
 		t.Errorf("a build that downloads wrote\n%q\nwant\n%q", out.String(), want)
 	}
 }

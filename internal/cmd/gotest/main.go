@@ -114,7 +114,6 @@ type pkg struct {
 	name    string
 	begin   time.Time
 	shown   bool     // its start line is printed
-	lines   []string // output outside tests, not printed yet
 	tests   map[string]*test
 	started []string // tests by start, to name them in order
 }
@@ -179,7 +178,6 @@ func (p *printer) packageEvent(k *pkg, e event) {
 	switch e.Action {
 	case "output":
 		if framing(e.Output) || strings.HasSuffix(e.Output, "[no test files]\n") {
-			k.lines = append(k.lines, e.Output)
 			return
 		}
 		// Output outside tests, from TestMain: what it builds and starts.
@@ -197,14 +195,14 @@ func (p *printer) packageEvent(k *pkg, e event) {
 				p.printf("%s", strings.Join(lines, ""))
 				delete(p.builds, e.FailedBuild)
 			}
-			// Tests that did not end (a panic, a timeout) and the output
-			// outside tests.
+			// Tests that did not end: a panic, a timeout. The output
+			// outside tests is printed already, but for go test's own
+			// lines, which this line replaces.
 			for _, name := range k.started {
 				if t := k.tests[name]; t != nil {
 					p.printf("%s", strings.Join(t.lines, ""))
 				}
 			}
-			p.printf("%s", strings.Join(k.lines, ""))
 			p.printf("FAIL  %s (%v)\n", k.name, took)
 		case e.Action == "skip" && !k.shown:
 			p.skipped++

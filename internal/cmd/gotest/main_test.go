@@ -64,10 +64,9 @@ func TestFailureInFull(t *testing.T) {
 		event{Time: at(0), Action: "output", Package: pkgA, Output: "FAIL\n"},
 		event{Time: at(0), Action: "fail", Package: pkgA, Elapsed: 0.2},
 	)
-	for _, want := range []string{"=== RUN   TestX\n    a_test.go:9: got 1, want 2\n--- FAIL: TestX (0.10s)\n", "FAIL  ./a (200ms)\n"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("a failure printed\n%s\nwithout\n%s", out.String(), want)
-		}
+	want := "start ./a\n=== RUN   TestX\n    a_test.go:9: got 1, want 2\n--- FAIL: TestX (0.10s)\nFAIL  ./a (200ms)\n"
+	if out.String() != want {
+		t.Errorf("a failure printed\n%s\nwant\n%s", out.String(), want)
 	}
 }
 
@@ -153,5 +152,22 @@ func TestSkipReason(t *testing.T) {
 	)
 	if want := "start ./a\n  skip TestImage: image_test.go:70: no container engine\n"; out.String() != want {
 		t.Errorf("a skipped test printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestTimeoutInFull(t *testing.T) {
+	var out strings.Builder
+	p := newTestPrinter(&out)
+	feed(p,
+		event{Time: at(0), Action: "start", Package: pkgA},
+		event{Time: at(0), Action: "run", Package: pkgA, Test: "TestHangs"},
+		event{Time: at(0), Action: "output", Package: pkgA, Test: "TestHangs", Output: "=== RUN   TestHangs\n"},
+		event{Time: at(0), Action: "output", Package: pkgA, Test: "TestHangs", Output: "panic: test timed out after 10m0s\n"},
+		event{Time: at(0), Action: "output", Package: pkgA, Output: "FAIL\texample.com/m/a\t600.1s\n"},
+		event{Time: at(0), Action: "fail", Package: pkgA, Elapsed: 600.1},
+	)
+	want := "start ./a\n=== RUN   TestHangs\npanic: test timed out after 10m0s\nFAIL  ./a (10m0s)\n"
+	if out.String() != want {
+		t.Errorf("a test that never ended printed\n%s\nwant\n%s", out.String(), want)
 	}
 }
