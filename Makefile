@@ -44,7 +44,8 @@ tools:
 .PHONY: test
 test: coredns tools
 	@$(PROGRESS) -- go vet ./...
-	@go run ./internal/cmd/gotest -race -count=1 -p 1 ./...
+	@go build -o build/gotest ./internal/cmd/gotest
+	@build/gotest -race -count=1 -p 1 ./...
 	@cat build/conformance.txt 2>/dev/null || true
 
 # Go benchmarks beside the kubernetes plugin, then the dnsperf run; writes
@@ -63,7 +64,7 @@ bench: coredns tools
 # packages of that build.
 .PHONY: demo
 demo: coredns tools
-	@CGO_ENABLED=0 $(PROGRESS) -what build/demo -estimate "under a minute after ./coredns" -- go build -o build/demo ./test/demo
+	@CGO_ENABLED=0 $(PROGRESS) -what build/demo -estimate "under a minute" -- go build -o build/demo ./test/demo
 	@./build/demo
 
 .PHONY: clean
