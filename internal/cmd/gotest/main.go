@@ -113,7 +113,7 @@ type printer struct {
 type pkg struct {
 	name    string
 	begin   time.Time
-	shown   bool     // its start line is printed
+	shown   bool // its start line is printed
 	tests   map[string]*test
 	started []string // tests by start, to name them in order
 }
