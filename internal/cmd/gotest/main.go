@@ -235,7 +235,7 @@ func (p *printer) testEvent(k *pkg, e event) {
 		t.running = true
 	case "output":
 		if t.logged && !framing(e.Output) {
-			p.log(k, e.Test, e.Output, e.Time)
+			p.log(k, e.Test, e.Output)
 		} else {
 			t.lines = append(t.lines, e.Output)
 		}
@@ -255,17 +255,17 @@ func (p *printer) testEvent(k *pkg, e event) {
 	}
 }
 
-// log prints a line of the log of test name, which has run until now; the
-// first line of a top-level test and its subtests comes after one that
-// introduces them.
-func (p *printer) log(k *pkg, name, line string, now time.Time) {
+// log prints a line of the log of test name, one that has run for longer
+// than quiet or a subtest of one; the first line of a top-level test and its
+// subtests comes after one that introduces them.
+func (p *printer) log(k *pkg, name, line string) {
 	top := name
 	if i := strings.Index(name, "/"); i > 0 {
 		top = name[:i]
 	}
 	if t := k.tests[top]; t != nil && !t.headed {
 		t.headed = true
-		p.printf("  %s has run for %v; its log:\n", top, round(now.Sub(t.begin)))
+		p.printf("  %s runs long; its log:\n", top)
 	}
 	p.printf("    %s: %s", name, strings.TrimLeft(line, " \t"))
 }
@@ -353,7 +353,7 @@ func (p *printer) check(now time.Time) {
 				if framing(line) {
 					rest = append(rest, line)
 				} else {
-					p.log(k, name, line, now)
+					p.log(k, name, line)
 				}
 			}
 			t.lines = rest

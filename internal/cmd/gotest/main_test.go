@@ -108,7 +108,7 @@ func TestSlowTestLogs(t *testing.T) {
 		event{Time: at(60 * time.Second), Action: "pass", Package: pkgA, Test: "TestSlow", Elapsed: 60},
 	)
 	want := "start ./a\n" +
-		"  TestSlow has run for 31s; its log:\n" +
+		"  TestSlow runs long; its log:\n" +
 		"    TestSlow: a_test.go:9: loading 1000 services\n" +
 		"    TestSlow/sub: a_test.go:12: querying\n" +
 		"  TestSlow passed (1m0s)\n"
