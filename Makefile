@@ -10,6 +10,10 @@ SOURCES := $(wildcard *.go) go.mod go.sum plugin.cfg
 .PHONY: all
 all: coredns
 
+# Runs a long build or check, saying what it does and, every 30s, that it is
+# still at it (internal/cmd/progress).
+PROGRESS = go run ./internal/cmd/progress
+
 # The CoreDNS source tree, writable, with our plugin.cfg and the plugin module
 # replaced by this checkout.
 $(BUILD)/.prepared: plugin.cfg go.mod
@@ -23,19 +27,25 @@ $(BUILD)/.prepared: plugin.cfg go.mod
 	touch $@
 
 coredns: $(BUILD)/.prepared $(SOURCES)
-	cd $(BUILD) && CGO_ENABLED=0 go build -tags="$(GOTAGS)" -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=headless" -o $(CURDIR)/coredns .
+	@CGO_ENABLED=0 $(PROGRESS) -what ./coredns -estimate "about 5 minutes" -- \
+		go build -C $(BUILD) -tags="$(GOTAGS)" -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=headless" -o $(CURDIR)/coredns .
 
-# kube-apiserver and etcd for the end-to-end tests, built once into a cache.
+# etcd, kube-apiserver and kubectl for the end-to-end tests and the demo,
+# built once into ~/.cache/headless/bin (HEADLESS_CACHE moves it); it says
+# what it builds and how long that takes, and nothing when all are there.
 .PHONY: tools
 tools:
-	go run ./test/cluster/cmd/buildtools
+	@go run ./test/cluster/cmd/buildtools
 
 # Unit tests, then the end-to-end packages one at a time: each starts its own
-# control plane and CoreDNS, and their waits are bounded.
+# control plane and CoreDNS, and their waits are bounded. internal/cmd/gotest
+# prints a line as each package starts and ends, the log of a test once it
+# has run for 30s, and every failure in full.
 .PHONY: test
 test: coredns tools
-	go vet ./...
-	go test -race -count=1 -p 1 ./...
+	@$(PROGRESS) -- go vet ./...
+	@go build -o build/gotest ./internal/cmd/gotest
+	@build/gotest -race -count=1 -p 1 ./...
 	@cat build/conformance.txt 2>/dev/null || true
 
 # Go benchmarks beside the kubernetes plugin, then test/bench: headless
@@ -52,10 +62,14 @@ bench: coredns tools
 	go run ./test/bench -gobench build/gobench.txt $(BENCH_FLAGS)
 
 # The local control plane with the seed objects and CoreDNS on
-# Corefile.example, until Ctrl-C.
+# Corefile.example, until Ctrl-C. The demo runs as a binary of its own, not
+# with go run, and takes the terminal, so that Ctrl-C stops it alone and make
+# exits with status 0. Built without cgo, as ./coredns is, it reuses the
+# packages of that build.
 .PHONY: demo
 demo: coredns tools
-	go run ./test/demo
+	@CGO_ENABLED=0 $(PROGRESS) -what build/demo -estimate "under a minute" -- go build -o build/demo ./test/demo
+	@./build/demo
 
 .PHONY: clean
 clean:

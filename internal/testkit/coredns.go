@@ -1,9 +1,11 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +42,8 @@ var buildOnce sync.Mutex
 
 // Binary returns the path of the repository's ./coredns, running `make
 // coredns` first so that it is up to date; with HEADLESS_SKIP_BUILD set, an
-// existing ./coredns is taken as it is.
+// existing ./coredns is taken as it is. What the build says while it runs
+// (what it builds, that it is still at it) goes to stderr.
 func Binary() (string, error) {
 	buildOnce.Lock()
 	defer buildOnce.Unlock()
@@ -54,8 +57,10 @@ func Binary() (string, error) {
 	}
 	cmd := exec.Command("make", "-s", "coredns")
 	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("make coredns: %v\n%s", err, out)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(os.Stderr, &out), &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("make coredns: %v\n%s", err, out.Bytes())
 	}
 	return bin, nil
 }

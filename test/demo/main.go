@@ -1,6 +1,7 @@
 // Command demo starts a local control plane with the seed document's
 // consul-server objects and a CoreDNS built with the plugin, shows the
-// answers the seed document shows, and serves until interrupted.
+// answers the seed document shows, says how to add objects and query them,
+// and serves until Ctrl-C, which stops it cleanly with exit status 0.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,12 +23,23 @@ import (
 	"github.com/miekg/dns"
 )
 
+// examples is the file of objects the hints tell the user to apply,
+// relative to the repository's root.
+const examples = "examples/statefulset.yaml"
+
 func main() {
 	once := flag.Bool("once", false, "print the answers and exit instead of serving until interrupted")
 	flag.Parse()
+	release := foreground()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Stdout, *once); err != nil {
+	err := run(ctx, os.Stdout, *once)
+	stop()
+	release()
+	switch {
+	case ctx.Err() != nil:
+		// Ctrl-C, also while starting: what was started is stopped.
+		fmt.Println("Stopped.")
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -34,28 +47,77 @@ func main() {
 
 // run does the demo, writing what the user reads to out.
 func run(ctx context.Context, out io.Writer, once bool) error {
-	fmt.Fprintln(out, "Building what is missing and starting etcd and kube-apiserver on 127.0.0.1 ...")
+	d, err := start(ctx, out)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	if err := d.showSeed(out); err != nil {
+		return err
+	}
+	if once {
+		return nil
+	}
+	d.hints(out)
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nStopping CoreDNS, kube-apiserver and etcd.")
+	return nil
+}
+
+// demo is a running demo: the control plane with the seed objects, and
+// CoreDNS on Corefile.example.
+type demo struct {
+	root    string // of the repository
+	cluster *cluster.Cluster
+	server  *testkit.Server
+	port    int    // of CoreDNS, UDP and TCP
+	kubectl string // path
+}
+
+// start starts the demo, building what is missing, which only `go run` or
+// `go test` without `make demo` first leave to do.
+func start(ctx context.Context, out io.Writer) (*demo, error) {
+	root, err := testkit.Root()
+	if err != nil {
+		return nil, err
+	}
 	bin, err := testkit.Binary()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	kubectl, err := cluster.Kubectl()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, "Starting etcd and kube-apiserver on 127.0.0.1 ...")
 	c, err := cluster.Start(ctx, cluster.Options{})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.Stop()
+	d := &demo{root: root, cluster: c, kubectl: kubectl}
 	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
-		return err
+		d.stop()
+		return nil, err
 	}
 	fmt.Fprintln(out, "Loaded the seed objects: Service default/consul-server (clusterIP: None, 8 ports) and its EndpointSlice (3 pods).")
-
-	srv, port, err := startCoreDNS(ctx, bin, c.Kubeconfig)
-	if err != nil {
-		return err
+	if d.server, d.port, err = startCoreDNS(ctx, root, bin, c.Kubeconfig); err != nil {
+		d.stop()
+		return nil, err
 	}
-	defer srv.Stop()
-	addr := testkit.Addr(port)
-	fmt.Fprintf(out, "CoreDNS with Corefile.example answers on %s.\n\n", addr)
+	fmt.Fprintf(out, "CoreDNS with Corefile.example answers on %s.\n\n", testkit.Addr(d.port))
+	return d, nil
+}
+
+// stop stops CoreDNS and the control plane.
+func (d *demo) stop() {
+	if d.server != nil {
+		d.server.Stop()
+	}
+	d.cluster.Stop()
+}
+
+// showSeed prints the answers of the seed document, as dig would.
+func (d *demo) showSeed(out io.Writer) error {
 	for _, q := range []struct {
 		name  string
 		qtype uint16
@@ -64,28 +126,129 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 		{"consul-server.default.svc.cluster.local.", dns.TypeSRV},
 		{"consul-server-0.consul-server.default.svc.cluster.local.", dns.TypeA},
 	} {
-		if err := show(out, addr, port, q.name, q.qtype); err != nil {
+		if err := d.show(out, q.name, q.qtype); err != nil {
 			return err
 		}
 	}
-	if once {
-		return nil
-	}
-	fmt.Fprintf(out, "Try it:\n  dig @127.0.0.1 -p %d consul-server.default.svc.cluster.local srv\n", port)
-	fmt.Fprintf(out, "Add your own objects (a Service with clusterIP: None and an EndpointSlice labelled kubernetes.io/service-name):\n  kubectl --kubeconfig %s apply -f my-objects.yaml\n", c.Kubeconfig)
-	fmt.Fprintln(out, "Press Ctrl-C to stop CoreDNS, kube-apiserver and etcd.")
-	<-ctx.Done()
-	fmt.Fprintln(out, "\nStopping.")
 	return nil
+}
+
+// show asks CoreDNS for name and qtype over UDP with a 4096-byte EDNS
+// buffer and prints the answer under the dig command that asks the same.
+func (d *demo) show(out io.Writer, name string, qtype uint16) error {
+	begin := time.Now()
+	r, err := testkit.Exchange("udp", testkit.Addr(d.port), testkit.NewQuery(name, qtype))
+	if err != nil {
+		return err
+	}
+	rtt := time.Since(begin)
+	fmt.Fprintf(out, "$ %s\n%s;; Query time: %d usec\n;; MSG SIZE  rcvd: %d\n\n", d.dig(name, dns.TypeToString[qtype]), r, rtt.Microseconds(), size(r))
+	return nil
+}
+
+// size returns the size of r on the wire, with its names compressed as
+// CoreDNS compresses them.
+func size(r *dns.Msg) int {
+	r.Compress = true
+	return r.Len()
+}
+
+// digBuffer is the EDNS buffer size that dig offers by default: an answer
+// larger than it comes truncated, and dig retries over TCP.
+const digBuffer = 1232
+
+// dig returns the dig command that asks CoreDNS for name and qtype as show
+// does.
+func (d *demo) dig(name, qtype string) string {
+	return fmt.Sprintf("dig @127.0.0.1 -p %d +bufsize=4096 %s %s", d.port, name, qtype)
+}
+
+// hints prints how to query the demo, add objects and run Corefile.example
+// by hand.
+func (d *demo) hints(out io.Writer) {
+	srv, _ := testkit.Exchange("udp", testkit.Addr(d.port), testkit.NewQuery("consul-server.default.svc.cluster.local.", dns.TypeSRV))
+	fmt.Fprintf(out, "Ask it yourself:\n  %s\n", d.dig("consul-server.default.svc.cluster.local", "SRV"))
+	if srv != nil && size(srv) > digBuffer {
+		fmt.Fprintf(out, "  (The SRV answer is %d bytes. Plain dig offers a %d-byte buffer, so it gets the answer truncated,\n"+
+			"  says \";; Truncated, retrying in TCP mode.\" and asks again over TCP; +bufsize=4096 or +tcp ask for all of it at once.)\n", size(srv), digBuffer)
+	}
+	apply := d.apply(d.examples())
+	fmt.Fprintf(out, "\nAdd objects of your own: %s holds a headless Service and the EndpointSlice of its two pods,\n"+
+		"labelled as the EndpointSlice controller labels it (this API server runs no controllers). Apply it with\n"+
+		"the kubectl that `make tools` built:\n  %s\n  %s\n",
+		apply.args[len(apply.args)-1], apply, d.dig("web-0.web.default.svc.cluster.local", "A"))
+	fmt.Fprintf(out, "Or put that kubectl on PATH for this API server, in another shell:\n  export KUBECONFIG=%s PATH=%s:\"$PATH\"\n",
+		quote(d.cluster.Kubeconfig), quote(filepath.Dir(d.kubectl)))
+	fmt.Fprintf(out, "\nRun Corefile.example by hand (it needs DNS_PORT, READY_PORT and KUBECONFIG), here against this API server on another port:\n"+
+		"  DNS_PORT=1054 READY_PORT=8182 KUBECONFIG=%s %s -conf %s\n",
+		quote(d.cluster.Kubeconfig), quote(d.command(filepath.Join(d.root, "coredns"))), quote(d.rel(filepath.Join(d.root, "Corefile.example"))))
+	fmt.Fprintln(out, "\nPress Ctrl-C to stop CoreDNS, kube-apiserver and etcd.")
+}
+
+// command is a command line with environment variables, as a shell runs it.
+type command struct {
+	env  []string // NAME=value
+	args []string
+}
+
+func (c command) String() string {
+	var words []string
+	for _, e := range c.env {
+		name, value, _ := strings.Cut(e, "=")
+		words = append(words, name+"="+quote(value))
+	}
+	for _, a := range c.args {
+		words = append(words, quote(a))
+	}
+	return strings.Join(words, " ")
+}
+
+// apply returns the kubectl command that applies file to the demo's API
+// server.
+func (d *demo) apply(file string) command {
+	return command{env: []string{"KUBECONFIG=" + d.cluster.Kubeconfig}, args: []string{d.kubectl, "apply", "-f", file}}
+}
+
+// examples returns the path of the examples file as the user can type it.
+func (d *demo) examples() string {
+	return d.rel(filepath.Join(d.root, filepath.FromSlash(examples)))
+}
+
+// rel returns path relative to the working directory when it is below it,
+// else path.
+func (d *demo) rel(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(wd, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
+	}
+	return rel
+}
+
+// command returns the path of an executable as the user can type it: a
+// path in the working directory starts with ./, or the shell looks in PATH.
+func (d *demo) command(path string) string {
+	rel := d.rel(path)
+	if !filepath.IsAbs(rel) && !strings.Contains(rel, string(filepath.Separator)) {
+		rel = "." + string(filepath.Separator) + rel
+	}
+	return rel
+}
+
+// quote quotes s for a POSIX shell when it needs it.
+func quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // startCoreDNS runs bin with Corefile.example on port 1053, or on a free port
 // when 1053 is taken.
-func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*testkit.Server, int, error) {
-	root, err := testkit.Root()
-	if err != nil {
-		return nil, 0, err
-	}
+func startCoreDNS(ctx context.Context, root, bin, kubeconfig string) (*testkit.Server, int, error) {
 	corefile, err := os.ReadFile(filepath.Join(root, "Corefile.example"))
 	if err != nil {
 		return nil, 0, err
@@ -107,18 +270,11 @@ func startCoreDNS(ctx context.Context, bin, kubeconfig string) (*testkit.Server,
 	if err != nil {
 		return nil, 0, err
 	}
-	return srv, port, waitReady(ctx, readyPort)
-}
-
-func show(out io.Writer, addr string, port int, name string, qtype uint16) error {
-	begin := time.Now()
-	r, err := testkit.Exchange("udp", addr, testkit.NewQuery(name, qtype))
-	if err != nil {
-		return err
+	if err := waitReady(ctx, readyPort); err != nil {
+		srv.Stop()
+		return nil, 0, err
 	}
-	rtt := time.Since(begin)
-	fmt.Fprintf(out, "$ dig @127.0.0.1 -p %d %s %s\n%s;; Query time: %d usec\n\n", port, name, dns.TypeToString[qtype], r, rtt.Microseconds())
-	return nil
+	return srv, port, nil
 }
 
 // waitReady waits until the ready plugin on port says 200, for up to 30s.

@@ -1,27 +1,29 @@
 // Command buildtools builds, if they are not cached yet, the etcd,
-// kube-apiserver and kubectl binaries the end-to-end tests run, and prints
-// their paths.
+// kube-apiserver and kubectl binaries that the end-to-end tests and the demo
+// run, saying what it builds while it builds, and prints their paths with -v.
+// It imports only the standard library and bincache, so that it starts at
+// once on a first run.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
-	"github.com/headlessdns/headless/test/cluster"
+	"github.com/headlessdns/headless/test/cluster/internal/bincache"
 )
 
 func main() {
-	etcd, apiserver, err := cluster.Binaries()
+	verbose := flag.Bool("v", false, "print the paths of the binaries")
+	flag.Parse()
+	paths, err := bincache.Ensure(os.Stdout, bincache.Etcd, bincache.APIServer, bincache.Kubectl)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "buildtools:", err)
 		os.Exit(1)
 	}
-	kubectl, err := cluster.Kubectl()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if *verbose {
+		for _, p := range paths {
+			fmt.Println(p)
+		}
 	}
-	fmt.Println(etcd)
-	fmt.Println(apiserver)
-	fmt.Println(kubectl)
 }
