@@ -366,7 +366,7 @@ func referenceQueries(objs []runtime.Object, zone string) []query {
 			headless[s.Namespace+"/"+s.Name] = true
 			base := s.Name + "." + s.Namespace + ".svc." + zone
 			add(base, all...)
-			add(caseMix(base), dns.TypeA, dns.TypeSRV)
+			add(testkit.CaseMix(base), dns.TypeA, dns.TypeSRV)
 			add("nobody."+base, dns.TypeA, dns.TypeSOA, dns.TypeTXT)
 			add("_http._tcp."+base, dns.TypeSRV, dns.TypeA)
 			add("_http._udp."+base, dns.TypeSRV)
@@ -403,17 +403,6 @@ func referenceQueries(objs []runtime.Object, zone string) []query {
 		}
 	}
 	return qs
-}
-
-// caseMix writes every other letter of name in upper case.
-func caseMix(name string) string {
-	b := []byte(name)
-	for i := 0; i < len(b); i += 2 {
-		if b[i] >= 'a' && b[i] <= 'z' {
-			b[i] -= 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // TestSameAsKubernetes compares every headless name of referenceObjects with

@@ -55,3 +55,15 @@ func Records(rrs []dns.RR) []string {
 	slices.Sort(out)
 	return out
 }
+
+// CaseMix writes every other letter of name in upper case: DNS names match
+// without regard to case, and answers keep the query's.
+func CaseMix(name string) string {
+	b := []byte(name)
+	for i := 0; i < len(b); i += 2 {
+		if b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
+}

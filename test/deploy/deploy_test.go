@@ -60,25 +60,11 @@ func TestDeploy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root, err := testkit.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "deploy")
-	kubectlBin, err := cluster.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin, err := testkit.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cluster.Start(ctx, cluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	k := &kubectl{bin: kubectlBin, kubeconfig: c.Kubeconfig, cacheDir: t.TempDir()}
+	c, k, dir := startCluster(ctx, t)
 
 	t.Run("Kustomize", func(t *testing.T) { testKustomize(t, k, dir) })
 	if !t.Run("Apply", func(t *testing.T) { testApply(ctx, t, c, k, dir) }) {

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headlessdns/headless/internal/testkit"
+	"github.com/headlessdns/headless/test/cluster"
 
 	"github.com/miekg/dns"
 )
@@ -77,4 +81,24 @@ func addresses(r *dns.Msg) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// startCluster starts a control plane for a test of deploy/, stopped when
+// the test ends, and returns it, a kubectl for it and the deploy folder.
+func startCluster(ctx context.Context, t *testing.T) (*cluster.Cluster, *kubectl, string) {
+	t.Helper()
+	root, err := testkit.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectlBin, err := cluster.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c, &kubectl{bin: kubectlBin, kubeconfig: c.Kubeconfig, cacheDir: t.TempDir()}, filepath.Join(root, "deploy")
 }

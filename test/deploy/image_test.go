@@ -72,21 +72,7 @@ func TestImage(t *testing.T) {
 	e := containerEngine(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root, err := testkit.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "deploy")
-	kubectlBin, err := cluster.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.Start(ctx, cluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	k := &kubectl{bin: kubectlBin, kubeconfig: c.Kubeconfig, cacheDir: t.TempDir()}
+	c, k, dir := startCluster(ctx, t)
 	if err := c.EnsureNamespace(ctx, namespace); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +97,7 @@ func TestImage(t *testing.T) {
 	ctr := pod.Containers[0]
 
 	// The image of the Deployment, built under the name the Deployment runs.
-	out, err := runCmd(ctx, 10*time.Minute, root, nil, "make", "-s", "image", "ENGINE="+e.name, "IMAGE="+ctr.Image)
+	out, err := runCmd(ctx, 10*time.Minute, filepath.Dir(dir), nil, "make", "-s", "image", "ENGINE="+e.name, "IMAGE="+ctr.Image)
 	if err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
