@@ -63,9 +63,16 @@ func GoBuild(w io.Writer, what, estimate, dir string, env []string, args ...stri
 	} else {
 		s.first = fmt.Sprintf("Building %s.", what)
 	}
-	go s.countPackages(dir, env, args)
+	gocmd := goCmd
+	var counted sync.WaitGroup
+	counted.Add(1)
+	go func() {
+		defer counted.Done()
+		s.countPackages(gocmd, dir, env, args)
+	}()
+	defer counted.Wait() // nothing of the step outlives it
 
-	cmd := exec.Command(goCmd, append([]string{"build", "-v"}, args...)...)
+	cmd := exec.Command(gocmd, append([]string{"build", "-v"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
@@ -179,8 +186,8 @@ func (s *step) compiled() {
 // countPackages learns from go list how many packages the go build of args
 // needs; the heartbeat says the count when it is known. A failure leaves it
 // unknown: the build reports its own errors.
-func (s *step) countPackages(dir string, env, args []string) {
-	cmd := exec.Command(goCmd, append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, listArgs(args)...)...)
+func (s *step) countPackages(gocmd, dir string, env, args []string) {
+	cmd := exec.Command(gocmd, append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, listArgs(args)...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()

@@ -104,6 +104,8 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 			perUnit(p.heapOver(row.setup)*1024*1024, row.endpoints), perUnit(received, objects), perUnit(received, row.endpoints))
 	}
 
+	p.writeClusterScale(b, cfg)
+
 	for _, s := range []string{kubernetesAlone, headlessAlone} {
 		fmt.Fprintf(b, "\nThe requests of %s until it served:\n\n```\n%s\n```\n", s, strings.Join(p.received[s].calls, "\n"))
 	}
@@ -142,6 +144,51 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 		fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s |\n", row.what, row.setup, len(row.times),
 			percentile(row.times, 0.5).Round(10*time.Millisecond), percentile(row.times, 1).Round(10*time.Millisecond), strings.Join(each, ", "))
 	}
+}
+
+// The cluster that docs/design.md ("At cluster scale") works out: 5000
+// nodes, 150k pods, each an endpoint of one of 10k services, 5% of them
+// headless, and one CoreDNS replica for every 16 nodes, as the
+// cluster-proportional autoscaler's usual kube-dns parameters have it.
+const (
+	scaleNodes      = 5000
+	scalePods       = 150000
+	scaleServices   = 10000
+	scaleHeadless   = 500 // 5%
+	nodesPerReplica = 16
+)
+
+// writeClusterScale projects the per-endpoint costs of the cluster mix onto
+// that cluster: the memory of one replica and the bytes that N replicas
+// receive in a relist, for stock, the drop-in and headless alone.
+func (p *production) writeClusterScale(b *strings.Builder, cfg config) {
+	mixEndpoints := cfg.mixServices * cfg.mixEndpoints
+	headlessEndpoints := (cfg.mixServices + cfg.headlessEvery - 1) / cfg.headlessEvery * cfg.mixEndpoints
+	kHeap := perUnit(p.heapOver(kubernetesAlone)*1024*1024, mixEndpoints)
+	hHeap := perUnit(p.heapOver(headlessAlone)*1024*1024, headlessEndpoints)
+	kRSS := perUnit(p.rssOver(kubernetesAlone)*1024*1024, mixEndpoints)
+	hRSS := perUnit(p.rssOver(headlessAlone)*1024*1024, headlessEndpoints)
+	kRecv := perUnit(float64(p.received[kubernetesAlone].bytes), mixEndpoints)
+	hRecv := perUnit(float64(p.received[headlessAlone].bytes), headlessEndpoints)
+
+	all, headlessEps := float64(scalePods), float64(scalePods*scaleHeadless/scaleServices)
+	replicas := (scaleNodes + nodesPerReplica - 1) / nodesPerReplica
+	mb := func(bytes float64) string { return fmt.Sprintf("%.1f MB", bytes/(1<<20)) }
+	fmt.Fprintf(b, "\nAt cluster scale, for [docs/design.md](docs/design.md#at-cluster-scale): the costs per endpoint above (live heap, VmRSS and bytes received, each over whoami and divided by the endpoints the plugin keeps) times the endpoints of a cluster of %d nodes and %d pods, each an endpoint of one of %d services of which %d are headless (%.0f endpoints), with %d replicas (one every %d nodes):\n\n",
+		scaleNodes, scalePods, scaleServices, scaleHeadless, headlessEps, replicas, nodesPerReplica)
+	b.WriteString("| setup | live heap a replica | VmRSS a replica | received in a relist, one replica | all replicas |\n| --- | --- | --- | --- | --- |\n")
+	for _, row := range []struct {
+		setup            string
+		heap, rss, bytes float64
+	}{
+		{stock, all * kHeap, all * kRSS, all * kRecv},
+		{dropIn, all*kHeap + headlessEps*hHeap, all*kRSS + headlessEps*hRSS, all*kRecv + headlessEps*hRecv},
+		{headlessAlone, headlessEps * hHeap, headlessEps * hRSS, headlessEps * hRecv},
+	} {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", row.setup, mb(row.heap), mb(row.rss), mb(row.bytes), mb(row.bytes*float64(replicas)))
+	}
+	fmt.Fprintf(b, "\nThe drop-in against stock at that scale: live heap %.2fx, VmRSS %.2fx, bytes %.2fx.\n",
+		1+headlessEps*hHeap/(all*kHeap), 1+headlessEps*hRSS/(all*kRSS), 1+headlessEps*hRecv/(all*kRecv))
 }
 
 func perUnit(total float64, n int) float64 {
