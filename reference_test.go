@@ -16,7 +16,6 @@ import (
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
@@ -286,34 +285,17 @@ func referenceObjects() []runtime.Object {
 	return withNamespaces(append(objs, importedObjects()...))
 }
 
-// importedObjects are the Multi-Cluster Services objects: a headless
-// ServiceImport with slices from two clusters (IPv4 and IPv6, not ready
-// endpoints, one without the kubernetes.io/service-name label, one without
-// a hostname), a ClusterSetIP import, and a headless import without slices.
+// importedObjects are the Multi-Cluster Services objects of testkit's
+// ServiceImports and ImportedSlices, in namespace ref.
 func importedObjects() []runtime.Object {
-	tcp := core.ProtocolTCP
-	ports := []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)}
-	imported := func(name, service, cluster string, addressType discovery.AddressType, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-		s := testkit.Slice("ref", service, name, addressType, ports, eps...)
-		s.Labels[mcs.LabelServiceName] = service
-		s.Labels[mcs.LabelSourceCluster] = cluster
-		s.Labels[discovery.LabelManagedBy] = "mcs-controller.example.com"
-		return s
+	var objs []runtime.Object
+	for _, si := range testkit.ServiceImports("ref") {
+		objs = append(objs, si)
 	}
-	unlabelled := imported("db-c2-v4", "db", "c2", discovery.AddressTypeIPv4,
-		testkit.Endpoint("10.32.0.1", "db-0"), testkit.Ready(testkit.Endpoint("10.32.0.2", "db-1"), false))
-	delete(unlabelled.Labels, discovery.LabelServiceName)
-	return []runtime.Object{
-		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "db", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless,
-			Ports: []mcs.ServicePort{{Name: "pg", Port: 5432, Protocol: tcp}}}},
-		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "vip", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP,
-			IPs: []string{"10.200.0.1"}, Ports: []mcs.ServicePort{{Name: "http", Port: 80, Protocol: tcp}}}},
-		&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "lonely", Namespace: "ref"}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless}},
-		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.0.1", "db-0"), testkit.Endpoint("10.31.0.2", "")),
-		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, testkit.Endpoint("fd00:31::1", "db-0")),
-		unlabelled,
-		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.1.1", "")),
+	for _, s := range testkit.ImportedSlices("ref") {
+		objs = append(objs, s)
 	}
+	return objs
 }
 
 // importedQueries asks the names of the headless imports of importedObjects

@@ -169,11 +169,10 @@ func (s *step) println(line string) {
 	if s.first != "" && !s.announced {
 		s.announced = true
 		fmt.Fprintln(s.w, s.first)
-		if line == s.first {
-			return
-		}
 	}
-	fmt.Fprintln(s.w, line)
+	if line != s.first { // first, once: a download may have said it already
+		fmt.Fprintln(s.w, line)
+	}
 }
 
 // compiled counts a package that go build -v names.

@@ -103,6 +103,20 @@ func TestGoBuildDownloads(t *testing.T) {
 	}
 }
 
+func TestGoBuildDownloadsThenAnnouncesOnce(t *testing.T) {
+	fakeGo(t, 50*time.Millisecond, false)
+	t.Setenv("FAKE_GO_DOWNLOAD", "1")
+	shortInterval(t, 20*time.Millisecond, time.Hour)
+	var out syncBuffer
+	if err := GoBuild(&out, "thing", "", "", nil, "./cmd/b"); err != nil {
+		t.Fatal(err)
+	}
+	want := "Building thing.\ngo: downloading example.com/a v1.0.0\nBuilt thing in "
+	if got := out.String(); !strings.HasPrefix(got, want) || strings.Count(got, "Building thing.") != 1 {
+		t.Errorf("a build that downloads, then runs longer than Quiet, wrote\n%q\nwant\n%q", got, want)
+	}
+}
+
 func TestGoBuildAnnounces(t *testing.T) {
 	fakeGo(t, 50*time.Millisecond, false)
 	shortInterval(t, 20*time.Millisecond, time.Hour)

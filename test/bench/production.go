@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/headlessdns/headless/internal/testkit"
@@ -110,7 +109,9 @@ type prodProc struct {
 // stop ends the process at once: the shipped Corefile's lameduck would
 // hold each stop for 5s.
 func (p *prodProc) stop() {
-	_ = syscall.Kill(p.srv.PID(), syscall.SIGKILL)
+	if proc, err := os.FindProcess(p.srv.PID()); err == nil {
+		_ = proc.Kill()
+	}
 	p.srv.Stop()
 	if p.meter != nil {
 		p.meter.close()

@@ -83,21 +83,9 @@ func (b *bench) writeQueries() error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	var sb strings.Builder
-	for range 100000 {
-		svc := serviceName(rng.IntN(b.cfg.services)) + "." + namespace + ".svc.cluster.local"
-		switch rng.IntN(4) {
-		case 0:
-			sb.WriteString(svc + " A\n")
-		case 1:
-			fmt.Fprintf(&sb, "pod-%d.%s A\n", rng.IntN(b.cfg.endpoints), svc)
-		case 2:
-			sb.WriteString("_http._tcp." + svc + " SRV\n")
-		default:
-			sb.WriteString(svc + " SRV\n")
-		}
-	}
-	return os.WriteFile(b.files[mix], []byte(sb.String()), 0o644)
+	return writeQueryMix(b.files[mix], rng, b.cfg.endpoints, func() string {
+		return serviceName(rng.IntN(b.cfg.services)) + "." + namespace + ".svc.cluster.local"
+	})
 }
 
 // The cluster mix: the production shape, in a namespace of its own.
@@ -224,19 +212,28 @@ func (b *bench) writeMixQueries() error {
 	b.files[headlessMix] = b.path("headless-mix.txt")
 	headless := (b.cfg.mixServices + b.cfg.headlessEvery - 1) / b.cfg.headlessEvery
 	rng := rand.New(rand.NewPCG(3, 4))
+	return writeQueryMix(b.files[headlessMix], rng, b.cfg.mixEndpoints, func() string {
+		return mixName(rng.IntN(headless)*b.cfg.headlessEvery) + "." + mixNamespace + ".svc.cluster.local"
+	})
+}
+
+// writeQueryMix writes a dnsperf query file of 100000 questions, each about
+// the name service returns: its A, a pod's A (pod-0 to pod-endpoints-1),
+// its _http._tcp SRV or its bare SRV, at random.
+func writeQueryMix(path string, rng *rand.Rand, endpoints int, service func() string) error {
 	var sb strings.Builder
 	for range 100000 {
-		svc := mixName(rng.IntN(headless)*b.cfg.headlessEvery) + "." + mixNamespace + ".svc.cluster.local"
+		svc := service()
 		switch rng.IntN(4) {
 		case 0:
 			sb.WriteString(svc + " A\n")
 		case 1:
-			fmt.Fprintf(&sb, "pod-%d.%s A\n", rng.IntN(b.cfg.mixEndpoints), svc)
+			fmt.Fprintf(&sb, "pod-%d.%s A\n", rng.IntN(endpoints), svc)
 		case 2:
 			sb.WriteString("_http._tcp." + svc + " SRV\n")
 		default:
 			sb.WriteString(svc + " SRV\n")
 		}
 	}
-	return os.WriteFile(b.files[headlessMix], []byte(sb.String()), 0o644)
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }

@@ -121,47 +121,11 @@ func conformanceObjects() testkit.Objects {
 				testkit.Endpoint("10.11.0.1", "")),
 		},
 	})
-	o.Slices = append(o.Slices, importedSlices()...)
+	o.Slices = append(o.Slices, testkit.ImportedSlices(conf)...)
 	// Applied last: once every listener serves it, all came through.
 	o.Slices = append(o.Slices, testkit.Slice(conf, "last", "last-1", discovery.AddressTypeIPv4, web[:1],
 		testkit.Endpoint("10.12.0.1", "z-0")))
 	return o
-}
-
-// serviceImports are the Multi-Cluster Services imports of namespace conf: a
-// headless one with slices from two clusters, a ClusterSetIP one, and a
-// headless one without slices.
-func serviceImports() []*mcs.ServiceImport {
-	pg := []mcs.ServicePort{{Name: "pg", Port: 5432, Protocol: core.ProtocolTCP}}
-	return []*mcs.ServiceImport{
-		{ObjectMeta: meta.ObjectMeta{Name: "db", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless, Ports: pg}},
-		{ObjectMeta: meta.ObjectMeta{Name: "vip", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP,
-			IPs: []string{"10.200.0.1"}, Ports: []mcs.ServicePort{{Name: "http", Port: 80, Protocol: core.ProtocolTCP}}}},
-		{ObjectMeta: meta.ObjectMeta{Name: "lonely", Namespace: conf}, Spec: mcs.ServiceImportSpec{Type: mcs.Headless, Ports: []mcs.ServicePort{}}},
-	}
-}
-
-// importedSlices are the slices of the imports, as an MCS controller writes
-// them: from clusters c1 (IPv4 and IPv6) and c2 (a not ready endpoint, and
-// without the kubernetes.io/service-name label).
-func importedSlices() []*discovery.EndpointSlice {
-	ports := []discovery.EndpointPort{testkit.Port("pg", 5432, core.ProtocolTCP)}
-	imported := func(name, service, cluster string, addressType discovery.AddressType, eps ...discovery.Endpoint) *discovery.EndpointSlice {
-		s := testkit.Slice(conf, service, name, addressType, ports, eps...)
-		s.Labels[mcs.LabelServiceName] = service
-		s.Labels[mcs.LabelSourceCluster] = cluster
-		s.Labels[discovery.LabelManagedBy] = "mcs-controller.example.com"
-		return s
-	}
-	unlabelled := imported("db-c2-v4", "db", "c2", discovery.AddressTypeIPv4,
-		testkit.Endpoint("10.32.0.1", "db-0"), testkit.Ready(testkit.Endpoint("10.32.0.2", "db-1"), false))
-	delete(unlabelled.Labels, discovery.LabelServiceName)
-	return []*discovery.EndpointSlice{
-		imported("db-c1-v4", "db", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.0.1", "db-0"), testkit.Endpoint("10.31.0.2", "")),
-		imported("db-c1-v6", "db", "c1", discovery.AddressTypeIPv6, testkit.Endpoint("fd00:31::1", "db-0")),
-		imported("vip-c1", "vip", "c1", discovery.AddressTypeIPv4, testkit.Endpoint("10.31.1.1", "")),
-		unlabelled,
-	}
 }
 
 // applyImports creates the ServiceImports, or updates those that exist.
@@ -481,7 +445,7 @@ func TestConformance(t *testing.T) {
 	if err := testkit.Apply(ctx, shared.cluster.Client, objs); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyImports(ctx, serviceImports()); err != nil {
+	if err := applyImports(ctx, testkit.ServiceImports(conf)); err != nil {
 		t.Fatal(err)
 	}
 	var clusterIPs []string
@@ -509,7 +473,7 @@ func TestConformance(t *testing.T) {
 			services++
 		}
 	}
-	imports := len(serviceImports())
+	imports := len(testkit.ServiceImports(conf))
 	summary := fmt.Sprintf("conformance: %d queries over %d headless services and %d imports, drop-in and alone, all shared options, UDP and TCP; "+
 		"%d comparisons: %d identical, %d different, %d left out by design; zone transfers: %d records, %d identical, %d different; "+
 		"metadata: %d queries, %d identical, %d different\n",
@@ -606,7 +570,7 @@ func headlessBases(t *testing.T, zone string) []string {
 			}
 		}
 	} else {
-		for _, s := range serviceImports() {
+		for _, s := range testkit.ServiceImports(conf) {
 			if s.Spec.Type == mcs.Headless {
 				bases = append(bases, s.Name+"."+s.Namespace+".svc."+zone)
 			}
