@@ -47,12 +47,16 @@ type gaugeReporter struct {
 	services, endpoints int
 }
 
-func (g *gaugeReporter) report(services, endpoints int) {
+// report sets the instance's share to what size returns. size is called
+// under the lock: when several reflectors report at once, the last to report
+// has read the index last, so a stale count never overwrites a newer one.
+func (g *gaugeReporter) report(size func() (services, endpoints int)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	services, endpoints := size()
 	servicesGauge.Add(float64(services - g.services))
 	endpointsGauge.Add(float64(endpoints - g.endpoints))
 	g.services, g.endpoints = services, endpoints
 }
 
-func (g *gaugeReporter) clear() { g.report(0, 0) }
+func (g *gaugeReporter) clear() { g.report(func() (int, int) { return 0, 0 }) }

@@ -66,6 +66,39 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestGaugesLastReadWins checks that a report that read the index early
+// cannot land after one that read it later: two reflectors report at once,
+// the first is held between reading the index and setting the gauges, and
+// the gauges must end at what the second read.
+func TestGaugesLastReadWins(t *testing.T) {
+	var g gaugeReporter
+	t.Cleanup(g.clear)
+	base := gaugeValue(t, endpointsGauge)
+	reading, release := make(chan struct{}), make(chan struct{})
+	first, second := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(first)
+		g.report(func() (int, int) { close(reading); <-release; return 1, 1 })
+	}()
+	<-reading
+	go func() {
+		defer close(second)
+		g.report(func() (int, int) { return 1, 2 })
+	}()
+	// The second report must wait for the first; were it to go ahead, let it
+	// finish before the first does, as the scheduler may.
+	select {
+	case <-second:
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-first
+	<-second
+	if got := gaugeValue(t, endpointsGauge) - base; got != 2 {
+		t.Errorf("endpoints gauge is %v over its start, want 2, the later read", got)
+	}
+}
+
 // TestMetricsOnlyRealChanges checks that the programming latency counts only
 // changes of records: not a relist, not the same slice delivered again, not
 // a change the plugin does not serve.

@@ -210,7 +210,7 @@ func must[T any](v *T, err error) T {
 // field unless empty.
 func (w *watcher) add(st *store, example runtime.Object, field string, lw cache.ListerWatcher) {
 	st.synced = make(chan struct{})
-	st.changed = func() { w.gauges.report(w.index.size()) }
+	st.changed = func() { w.gauges.report(w.index.size) }
 	logger := w.logger
 	w.stores = append(w.stores, st)
 	w.reflectors = append(w.reflectors, cache.NewReflectorWithOptions(&apiListWatch{what: st.name, field: field, lw: lw}, example, st, cache.ReflectorOptions{

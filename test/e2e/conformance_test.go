@@ -36,15 +36,6 @@ func conformanceObjects() testkit.Objects {
 	tcp, udp := core.ProtocolTCP, core.ProtocolUDP
 	web := []discovery.EndpointPort{testkit.Port("http", 80, tcp), testkit.Port("metrics", 9090, tcp)}
 	zoned := func(e discovery.Endpoint, zone string) discovery.Endpoint { e.Zone = &zone; return e }
-	selectorless := func(name string) *core.Service {
-		s := testkit.Headless(conf, name)
-		s.Spec.Selector = nil
-		return s
-	}
-	managedBy := func(s *discovery.EndpointSlice, manager string) *discovery.EndpointSlice {
-		s.Labels[discovery.LabelManagedBy] = manager
-		return s
-	}
 	externalName := &core.Service{
 		ObjectMeta: meta.ObjectMeta{Name: "extname", Namespace: conf},
 		Spec:       core.ServiceSpec{Type: core.ServiceTypeExternalName, ExternalName: "db.example.org"},
@@ -57,8 +48,8 @@ func conformanceObjects() testkit.Objects {
 	o.Add(testkit.Objects{
 		Services: []*core.Service{
 			testkit.Headless(conf, "dual"), testkit.Headless(conf, "nohost"), testkit.Headless(conf, "ready"),
-			testkit.Headless(conf, "overlap"), testkit.Headless(conf, "empty"), selectorless("external"),
-			selectorless("mirrored"), testkit.Headless(conf, "unnamed"), testkit.Headless(conf, "dns"),
+			testkit.Headless(conf, "overlap"), testkit.Headless(conf, "empty"), testkit.Selectorless(conf, "external"),
+			testkit.Selectorless(conf, "mirrored"), testkit.Headless(conf, "unnamed"), testkit.Headless(conf, "dns"),
 			testkit.Headless(conf, "noports"), testkit.Headless(conf, "seven"), testkit.Headless(conf, "zoned"),
 			testkit.Headless(conf, "mixed"), testkit.Headless(conf, "alias"), testkit.Headless(conf, "many"),
 			testkit.Headless(conf, "last"),
@@ -83,11 +74,11 @@ func conformanceObjects() testkit.Objects {
 				testkit.Endpoint("10.4.0.2", "o-1"), testkit.Endpoint("10.4.0.3", "o-2")),
 			testkit.Slice(conf, "empty", "empty-1", discovery.AddressTypeIPv4, web,
 				testkit.Ready(testkit.Endpoint("10.5.0.1", "e-0"), false)),
-			managedBy(testkit.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
+			testkit.ManagedBy(testkit.Slice(conf, "external", "external-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("pg", 5432, tcp)},
 				testkit.Endpoint("192.0.2.10", "db-a"), testkit.Endpoint("192.0.2.11", "")), "operator.example.com"),
 			// As the EndpointSliceMirroring controller writes them from
 			// the Endpoints of a service without selector.
-			managedBy(testkit.Slice(conf, "mirrored", "mirrored-abcde", discovery.AddressTypeIPv4, web[:1],
+			testkit.ManagedBy(testkit.Slice(conf, "mirrored", "mirrored-abcde", discovery.AddressTypeIPv4, web[:1],
 				testkit.Endpoint("192.0.2.20", "legacy-0"), testkit.Endpoint("192.0.2.21", "")), "endpointslicemirroring-controller.k8s.io"),
 			testkit.Slice(conf, "unnamed", "unnamed-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{testkit.Port("", 7000, tcp)},
 				testkit.Endpoint("10.6.0.1", "u-0")),

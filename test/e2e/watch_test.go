@@ -26,31 +26,22 @@ const watchNS = "watch"
 // mirroring controller; and a ClusterIP service with slices of all three.
 func watchObjects() testkit.Objects {
 	http := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}
-	selectorless := func(name string) *core.Service {
-		s := testkit.Headless(watchNS, name)
-		s.Spec.Selector = nil
-		return s
-	}
-	managedBy := func(s *discovery.EndpointSlice, manager string) *discovery.EndpointSlice {
-		s.Labels[discovery.LabelManagedBy] = manager
-		return s
-	}
 	const (
 		operator  = "operator.example.com"
 		mirroring = "endpointslicemirroring-controller.k8s.io"
 	)
 	return testkit.Objects{
 		Services: []*core.Service{
-			testkit.Headless(watchNS, "web"), selectorless("manual"), selectorless("legacy"),
+			testkit.Headless(watchNS, "web"), testkit.Selectorless(watchNS, "manual"), testkit.Selectorless(watchNS, "legacy"),
 			testkit.Headless(watchNS, "flip"), testkit.Headless(watchNS, "unlabel"),
 			testkit.ClusterIP(watchNS, "api", testkit.ServicePort("http", 80, core.ProtocolTCP)),
 		},
 		Slices: []*discovery.EndpointSlice{
 			testkit.Slice(watchNS, "web", "web-1", discovery.AddressTypeIPv4, http,
 				testkit.Endpoint("10.70.0.1", "web-0"), testkit.Endpoint("10.70.0.2", "web-1")),
-			managedBy(testkit.Slice(watchNS, "manual", "manual-1", discovery.AddressTypeIPv4, http,
+			testkit.ManagedBy(testkit.Slice(watchNS, "manual", "manual-1", discovery.AddressTypeIPv4, http,
 				testkit.Endpoint("10.70.1.1", "db-0")), operator),
-			managedBy(testkit.Slice(watchNS, "legacy", "legacy-abcde", discovery.AddressTypeIPv4, http,
+			testkit.ManagedBy(testkit.Slice(watchNS, "legacy", "legacy-abcde", discovery.AddressTypeIPv4, http,
 				testkit.Endpoint("10.70.2.1", "old-0"), testkit.Endpoint("10.70.2.2", "")), mirroring),
 			testkit.Slice(watchNS, "flip", "flip-1", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.3.1", "f-0")),
 			testkit.Slice(watchNS, "unlabel", "unlabel-1", discovery.AddressTypeIPv4, http,
@@ -58,8 +49,8 @@ func watchObjects() testkit.Objects {
 			// The ClusterIP service's: none may be served, and the first
 			// must not even reach the plugin.
 			testkit.Slice(watchNS, "api", "api-1", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.9.1", "api-0")),
-			managedBy(testkit.Slice(watchNS, "api", "api-manual", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.9.2", "api-1")), operator),
-			managedBy(testkit.Slice(watchNS, "api", "api-mirrored", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.9.3", "api-2")), mirroring),
+			testkit.ManagedBy(testkit.Slice(watchNS, "api", "api-manual", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.9.2", "api-1")), operator),
+			testkit.ManagedBy(testkit.Slice(watchNS, "api", "api-mirrored", discovery.AddressTypeIPv4, http, testkit.Endpoint("10.70.9.3", "api-2")), mirroring),
 		},
 	}
 }
