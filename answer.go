@@ -20,17 +20,19 @@ import (
 // addresses returns the A (or, with v6, AAAA) records of the selection,
 // owned by the query name, in the order of the selection. An FQDN endpoint
 // yields a CNAME to its name followed by what that name resolves to.
-func (h *Headless) addresses(ctx context.Context, state request.Request, sel selection, v6 bool) (rrs []dns.RR, truncated bool) {
-	s := sel.snap
+func (h *Headless) addresses(ctx context.Context, state request.Request, sel *selection, v6 bool) (rrs []dns.RR, truncated bool) {
 	hdr := dns.RR_Header{Name: state.QName(), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
 	want := kindV4
 	if v6 {
 		hdr.Rrtype, want = dns.TypeAAAA, kindV6
 	}
 	n := 0
-	for _, e := range sel.entries {
-		if e.flags&firstAddr != 0 && s.eps[e.ep].kind == want {
-			n++
+	for i := range sel.segments() {
+		seg := sel.segment(i)
+		for _, e := range seg.entries {
+			if e.flags&firstAddr != 0 && seg.part.eps[e.ep].kind == want {
+				n++
+			}
 		}
 	}
 	// The records of one answer in one allocation of each kind.
@@ -42,45 +44,78 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel sel
 	} else {
 		as = make([]dns.A, 0, n)
 	}
-	for _, e := range sel.entries {
-		ep := s.eps[e.ep]
-		switch {
-		case ep.kind == kindFQDN:
-			cname, tc := h.follow(ctx, state, s.fqdns[ep.off])
-			rrs, truncated = append(rrs, cname...), truncated || tc
-		case e.flags&firstAddr == 0 || ep.kind != want:
-		case v6:
-			aaaas = append(aaaas, dns.AAAA{Hdr: hdr, AAAA: s.ip(e.ep)})
-			rrs = append(rrs, &aaaas[len(aaaas)-1])
-		default:
-			as = append(as, dns.A{Hdr: hdr, A: s.ip(e.ep)})
-			rrs = append(rrs, &as[len(as)-1])
+	d := newDedup(sel)
+	var c chaser
+	for i := range sel.segments() {
+		seg := sel.segment(i)
+		p := seg.part
+		for _, e := range seg.entries {
+			ep := p.eps[e.ep]
+			switch {
+			case ep.kind == kindFQDN:
+				cname, tc := c.follow(ctx, h, state, p.fqdn(e.ep))
+				rrs, truncated = append(rrs, cname...), truncated || tc
+			case e.flags&firstAddr == 0 || ep.kind != want || !d.addr(p, e):
+			case v6:
+				aaaas = append(aaaas, dns.AAAA{Hdr: hdr, AAAA: p.ip(e.ep)})
+				rrs = append(rrs, &aaaas[len(aaaas)-1])
+			default:
+				as = append(as, dns.A{Hdr: hdr, A: p.ip(e.ep)})
+				rrs = append(rrs, &as[len(as)-1])
+			}
 		}
 	}
 	return rrs, truncated
 }
 
-// maxCNAMEDepth bounds the lookups that CNAMEs to FQDN endpoints start
-// through the server, as plugin.A bounds its chains.
-const maxCNAMEDepth = 10
+// maxCNAMEChain bounds the CNAMEs to FQDN endpoints that one query follows
+// through the server, as plugin.A bounds its chains (maxCnameChainLength).
+const maxCNAMEChain = 10
 
-type depthKey struct{}
+// chainKey holds, in the context of a lookup that follows a CNAME, the
+// CNAMEs followed so far.
+type chainKey struct{}
+
+// chaser follows the FQDN endpoints of one answer: each target once, however
+// many endpoints and ports name it.
+type chaser struct {
+	done map[string]chased
+}
+
+type chased struct {
+	rrs       []dns.RR
+	truncated bool
+}
 
 // follow returns the CNAME of the query name to target and the records target
 // has for the query type, looked up through the server itself, as plugin.A
 // does for a name outside the zone. A target in the zone is looked up the
 // same way, so that a target that is not headless gets the next plugin's
-// answer; the CNAME is then kept only when the target has records.
+// answer; the CNAME is then kept only when the target has records. As in
+// plugin.A, a CNAME already in the chain that led here, or one past
+// maxCNAMEChain, is not followed.
+func (c *chaser) follow(ctx context.Context, h *Headless, state request.Request, target string) ([]dns.RR, bool) {
+	if r, ok := c.done[target]; ok {
+		return r.rrs, r.truncated
+	}
+	rrs, tc := h.follow(ctx, state, target)
+	if c.done == nil {
+		c.done = map[string]chased{}
+	}
+	c.done[target] = chased{rrs: rrs, truncated: tc}
+	return rrs, tc
+}
+
 func (h *Headless) follow(ctx context.Context, state request.Request, target string) ([]dns.RR, bool) {
 	if plugin.Name(state.Name()).Matches(target) {
 		return nil, false // a loop: x CNAME x
 	}
-	depth, _ := ctx.Value(depthKey{}).(int)
-	if depth >= maxCNAMEDepth {
+	chain, _ := ctx.Value(chainKey{}).([]dns.RR)
+	cname := &dns.CNAME{Hdr: dns.RR_Header{Name: state.QName(), Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.ttl}, Target: target}
+	if len(chain) > maxCNAMEChain || dnsutil.DuplicateCNAME(cname, chain) {
 		return nil, false
 	}
-	ctx = context.WithValue(ctx, depthKey{}, depth+1)
-	cname := &dns.CNAME{Hdr: dns.RR_Header{Name: state.QName(), Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.ttl}, Target: target}
+	ctx = context.WithValue(ctx, chainKey{}, append(chain[:len(chain):len(chain)], cname))
 	m, err := h.upstream.Lookup(ctx, state, target, state.QType())
 	if err != nil || m == nil {
 		return nil, false
@@ -94,40 +129,49 @@ func (h *Headless) follow(ctx context.Context, state request.Request, target str
 // srv returns the SRV records of the selection, owned by the query name,
 // with targets in zone, and the targets' addresses as glue. FQDN endpoints
 // have no SRV record, as in the kubernetes plugin.
-func (h *Headless) srv(sel selection, qname, zone string) (answer, extra []dns.RR) {
-	s := sel.snap
+func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.RR) {
 	n := 0
-	for _, e := range sel.entries {
-		if s.eps[e.ep].kind != kindFQDN {
-			n++
+	for i := range sel.segments() {
+		seg := sel.segment(i)
+		for _, e := range seg.entries {
+			if seg.part.eps[e.ep].kind != kindFQDN {
+				n++
+			}
 		}
 	}
 	weight := srvWeight(n)
-	targets := make([]string, len(s.hosts)) // built once a label
-	for _, e := range sel.entries {
-		ep := s.eps[e.ep]
-		if e.flags&(firstSRV|firstGlue) == 0 {
-			continue
-		}
-		if targets[ep.host] == "" {
-			targets[ep.host] = s.target(ep.host, zone)
-		}
-		target := targets[ep.host]
-		if e.flags&firstSRV != 0 {
-			answer = append(answer, &dns.SRV{
-				Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
-				Weight: weight, Port: uint16(s.ports[e.port].port), Target: target, // #nosec G115 -- a port number
-			})
-		}
-		if e.flags&firstGlue == 0 {
-			continue
-		}
-		hdr := dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
-		if ep.kind == kindV6 {
-			hdr.Rrtype = dns.TypeAAAA
-			extra = append(extra, &dns.AAAA{Hdr: hdr, AAAA: s.ip(e.ep)})
-		} else {
-			extra = append(extra, &dns.A{Hdr: hdr, A: s.ip(e.ep)})
+	d := newDedup(sel)
+	var targets []string // built once a label of each part
+	for i := range sel.segments() {
+		seg := sel.segment(i)
+		p := seg.part
+		targets = slices.Grow(targets[:0], len(p.hosts))[:len(p.hosts)]
+		clear(targets)
+		for _, e := range seg.entries {
+			ep := p.eps[e.ep]
+			if e.flags&(firstSRV|firstGlue) == 0 {
+				continue
+			}
+			if targets[ep.host] == "" {
+				targets[ep.host] = p.target(ep.host, zone)
+			}
+			target := targets[ep.host]
+			if e.flags&firstSRV != 0 && d.srv(p, e) {
+				answer = append(answer, &dns.SRV{
+					Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
+					Weight: weight, Port: uint16(p.ports[e.port].port), Target: target, // #nosec G115 -- a port number
+				})
+			}
+			if e.flags&firstGlue == 0 || !d.glue(p, e) {
+				continue
+			}
+			hdr := dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
+			if ep.kind == kindV6 {
+				hdr.Rrtype = dns.TypeAAAA
+				extra = append(extra, &dns.AAAA{Hdr: hdr, AAAA: p.ip(e.ep)})
+			} else {
+				extra = append(extra, &dns.A{Hdr: hdr, A: p.ip(e.ep)})
+			}
 		}
 	}
 	return answer, extra
@@ -143,17 +187,17 @@ func srvWeight(n int) uint16 {
 
 // cname returns the CNAME record of a name whose first endpoint is an FQDN,
 // as plugin.CNAME answers.
-func (h *Headless) cname(sel selection, qname string) []dns.RR {
-	if len(sel.entries) == 0 {
+func (h *Headless) cname(sel *selection, qname string) []dns.RR {
+	if len(sel.first.entries) == 0 {
 		return nil
 	}
-	ep := sel.snap.eps[sel.entries[0].ep]
-	if ep.kind != kindFQDN {
+	p, first := sel.first.part, sel.first.entries[0]
+	if p.eps[first.ep].kind != kindFQDN {
 		return nil
 	}
 	return []dns.RR{&dns.CNAME{
 		Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: h.ttl},
-		Target: sel.snap.fqdns[ep.off],
+		Target: p.fqdn(first.ep),
 	}}
 }
 
@@ -162,10 +206,10 @@ func (h *Headless) cname(sel selection, qname string) []dns.RR {
 func (h *Headless) ptr(qname string, refs []ptrRef, zone string) []dns.RR {
 	var names []string
 	for _, ref := range refs {
-		if h.stablePTR && !ref.snap.hosts[ref.host].hostname {
+		if h.stablePTR && !ref.part.hosts[ref.host].hostname {
 			continue
 		}
-		if name := ref.snap.target(ref.host, zone); !slices.Contains(names, name) {
+		if name := ref.part.target(ref.host, zone); !slices.Contains(names, name) {
 			names = append(names, name)
 		}
 	}
@@ -177,7 +221,8 @@ func (h *Headless) ptr(qname string, refs []ptrRef, zone string) []dns.RR {
 }
 
 // soa returns the SOA record of zone, as the kubernetes plugin writes it
-// (plugin.SOA), with minimum ttl.
+// (plugin.SOA), with minimum ttl. It restates plugin.SOA, which needs a
+// whole plugin.ServiceBackend for the serial and the ttl.
 func (h *Headless) soa(zone string, ttl uint32) dns.RR {
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: min(ttl, 300)},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
@@ -23,6 +24,7 @@ import (
 func BenchmarkServeDNS(b *testing.B) {
 	objs := testkit.Consul("default")
 	objs.Add(benchService("bench", "web", 10))
+	objs.Add(bigService("bench", "big", 10000))
 	all := withNamespaces(labelled(objects(objs)))
 	h, _ := newTestHeadless(b, "headless cluster.local in-addr.arpa", all...)
 	k := newReference(b, "kubernetes cluster.local in-addr.arpa", all...)
@@ -32,14 +34,22 @@ func BenchmarkServeDNS(b *testing.B) {
 		name  string
 		qname string
 		qtype uint16
+		tcp   bool
 	}{
-		{"seed-A", "consul-server.default.svc.cluster.local.", dns.TypeA},
-		{"seed-SRV", "consul-server.default.svc.cluster.local.", dns.TypeSRV},
-		{"pod-A", "web-3.web.bench.svc.cluster.local.", dns.TypeA},
-		{"named-SRV", "_http._tcp.web.bench.svc.cluster.local.", dns.TypeSRV},
-		{"bare-SRV-10x2", "web.bench.svc.cluster.local.", dns.TypeSRV},
-		{"PTR", "3.0.20.10.in-addr.arpa.", dns.TypePTR},
-		{"NXDOMAIN", "web-99.web.bench.svc.cluster.local.", dns.TypeA},
+		{"seed-A", "consul-server.default.svc.cluster.local.", dns.TypeA, false},
+		{"seed-SRV", "consul-server.default.svc.cluster.local.", dns.TypeSRV, false},
+		{"pod-A", "web-3.web.bench.svc.cluster.local.", dns.TypeA, false},
+		{"named-SRV", "_http._tcp.web.bench.svc.cluster.local.", dns.TypeSRV, false},
+		{"bare-SRV-10x2", "web.bench.svc.cluster.local.", dns.TypeSRV, false},
+		{"PTR", "3.0.20.10.in-addr.arpa.", dns.TypePTR, false},
+		{"NXDOMAIN", "web-99.web.bench.svc.cluster.local.", dns.TypeA, false},
+		// A service of 10,000 endpoints in 100 slices, as the EndpointSlice
+		// controller packs them; its A answer truncated to 512 bytes over UDP,
+		// whole over TCP, as the server's writer makes them.
+		{"big-A-UDP", "big.bench.svc.cluster.local.", dns.TypeA, false},
+		{"big-A-TCP", "big.bench.svc.cluster.local.", dns.TypeA, true},
+		{"big-SRV-UDP", "big.bench.svc.cluster.local.", dns.TypeSRV, false},
+		{"big-pod-A", "big-7777.big.bench.svc.cluster.local.", dns.TypeA, false},
 	} {
 		m := new(dns.Msg).SetQuestion(q.qname, q.qtype)
 		if want, got := exchange(b, k, m), exchange(b, h, m); !sameAnswer(want, got) {
@@ -47,7 +57,10 @@ func BenchmarkServeDNS(b *testing.B) {
 		}
 		for _, p := range handlers {
 			b.Run(q.name+"/"+p.Name(), func(b *testing.B) {
-				w := &test.ResponseWriter{}
+				var w dns.ResponseWriter = &test.ResponseWriter{TCP: q.tcp}
+				if q.name[:4] == "big-" {
+					w = request.NewScrubWriter(m, w)
+				}
 				ctx := context.Background()
 				b.ReportAllocs()
 				for b.Loop() {
@@ -59,26 +72,50 @@ func BenchmarkServeDNS(b *testing.B) {
 }
 
 // BenchmarkIndexUpdate measures what one EndpointSlice change costs the
-// writer: rebuilding the service's snapshot and publishing it.
+// writer, in services whose endpoints sit in slices of 100 as the
+// EndpointSlice controller packs them: one endpoint's address changes in one
+// slice, and the index builds that slice's part and publishes the service.
 func BenchmarkIndexUpdate(b *testing.B) {
-	for _, n := range []int{10, 1000} {
+	for _, n := range []int{100, 10000, 50000} {
 		b.Run(fmt.Sprintf("endpoints-%d", n), func(b *testing.B) {
 			ix := newIndex(false)
-			ix.setService(false, &service{name: "web", namespace: "bench", headless: true})
-			slices := [2]*endpointSlice{}
-			for i := range slices {
-				o := benchService("bench", "web", n)
-				o.Slices[0].Endpoints[0].Addresses[0] = fmt.Sprintf("10.99.0.%d", i) // two versions that differ
-				slices[i] = toEndpointSlice(o.Slices[0], transformOptions{})
+			ix.setService(false, &service{name: "big", namespace: "bench", headless: true})
+			objs := bigService("bench", "big", n)
+			var ess []*endpointSlice
+			for _, s := range objs.Slices {
+				ess = append(ess, toEndpointSlice(s, transformOptions{}))
+			}
+			ix.replaceSlices(false, controllerSlices, ess)
+			versions := [2]*endpointSlice{}
+			for i := range versions {
+				s := objs.Slices[len(objs.Slices)/2].DeepCopy()
+				s.Endpoints[0].Addresses[0] = fmt.Sprintf("10.99.0.%d", i) // two versions that differ
+				versions[i] = toEndpointSlice(s, transformOptions{})
 			}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				ix.setSlice(false, controllerSlices, slices[i%2])
+				ix.setSlice(false, controllerSlices, versions[i%2])
 				i++
 			}
 		})
 	}
+}
+
+// bigService is a headless service with n endpoints with hostnames, in
+// slices of 100 with the names the EndpointSlice controller gives, and two
+// ports.
+func bigService(namespace, name string, n int) testkit.Objects {
+	o := testkit.Objects{Services: []*core.Service{testkit.Headless(namespace, name)}}
+	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+	for lo := 0; lo < n; lo += 100 {
+		var eps []discovery.Endpoint
+		for i := lo; i < min(lo+100, n); i++ {
+			eps = append(eps, testkit.Endpoint(netip.AddrFrom4([4]byte{10, byte(40 + i>>16), byte(i >> 8), byte(i)}).String(), fmt.Sprintf("%s-%d", name, i)))
+		}
+		o.Slices = append(o.Slices, testkit.Slice(namespace, name, fmt.Sprintf("%s-%05x", name, lo*7919%1048576), discovery.AddressTypeIPv4, ports, eps...))
+	}
+	return o
 }
 
 // benchService is a headless service with n endpoints and two ports.

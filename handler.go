@@ -110,13 +110,13 @@ func (h *Headless) forward(ctx context.Context, state request.Request) result {
 	}
 	switch state.QType() {
 	case dns.TypeA:
-		res.answer, res.truncated = h.addresses(ctx, state, sel, false)
+		res.answer, res.truncated = h.addresses(ctx, state, &sel, false)
 	case dns.TypeAAAA:
-		res.answer, res.truncated = h.addresses(ctx, state, sel, true)
+		res.answer, res.truncated = h.addresses(ctx, state, &sel, true)
 	case dns.TypeSRV:
-		res.answer, res.extra = h.srv(sel, state.QName(), state.Zone)
+		res.answer, res.extra = h.srv(&sel, state.QName(), state.Zone)
 	case dns.TypeCNAME:
-		res.answer = h.cname(sel, state.QName())
+		res.answer = h.cname(&sel, state.QName())
 	}
 	return res
 }
@@ -136,7 +136,7 @@ func (h *Headless) other(state request.Request, n name, err error) result {
 			}
 			return result{rcode: dns.RcodeSuccess}
 		}
-	case n.kind == "", n.kind == kubernetes.Svc && n.service == "" && h.index.hasNamespace(n.namespace):
+	case n.kind == "", n.kind == kubernetes.Svc && n.service == "" && h.index.hasNamespace(n.namespace) && h.index.namespaceExposed(n.namespace):
 		return result{rcode: dns.RcodeSuccess} // the zone, svc.ZONE, pod.ZONE, a namespace
 	}
 	return result{rcode: dns.RcodeNameError}

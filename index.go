@@ -3,6 +3,7 @@ package headless
 import (
 	"cmp"
 	"encoding/binary"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -17,17 +18,24 @@ import (
 // cluster view (Services, zone cluster.local) and of the multicluster view
 // (ServiceImports, clusterset zones), each with its EndpointSlices and the
 // snapshot built from them. It is the only copy of the objects the watcher
-// receives. The watcher is the one writer; any number of queries read.
-// Snapshots are never modified once published, so readers use them without
-// holding the lock.
+// receives.
+//
+// The reflectors, one goroutine each, write one at a time under write. They
+// build a new snapshot outside mu, from the parts of the slices that did not
+// change and a new part for each slice that did, and take mu only to swap it
+// in with the maps that readers use. Snapshots and parts are never modified
+// once published, so a query holds mu only to find them.
 type index struct {
-	mu      sync.RWMutex
+	write sync.Mutex // serializes the writers
+	mu    sync.RWMutex
+	// Under mu: what readers use.
 	cluster view
 	multi   view
 	// reverse finds the labelled endpoints that hold an address in the
 	// cluster view; mcReverse does the same for the multicluster view.
 	reverse, mcReverse reverseMap
-	// exposed holds the namespaces that match namespace_labels; nil without.
+	// exposed holds the namespaces that match namespace_labels; nil until
+	// they are listed, when none is.
 	exposed map[string]bool
 
 	zonal    bool         // keep the zones of endpoints (zonal)
@@ -37,7 +45,9 @@ type index struct {
 // view is one set of headless services and their slices.
 type view struct {
 	services map[string]*serviceState // by object.ServiceKey
-	owners   map[string]sliceOwner    // the service of each slice, by "namespace/name"
+	// owners is the service and the watch of each slice, by
+	// "namespace/name"; only writers use it.
+	owners map[string]sliceOwner
 	// namespaces counts the headless services of each namespace.
 	namespaces map[string]int
 	// published and endpoints count the snapshots and their addresses, for
@@ -46,23 +56,35 @@ type view struct {
 }
 
 // serviceState is one service name: whether a headless Service of that name
-// exists, the slices that name it, and the snapshot it serves.
+// exists, the slices that name it, and the snapshot it serves. Only snap is
+// read by queries, under index.mu; the rest is the writers'.
 type serviceState struct {
 	headless bool
-	slices   []*endpointSlice // sorted by name; a new array on each change, which the snapshot shares
+	slices   []*endpointSlice // sorted by name
 	snap     *snapshot        // nil unless headless
+	// counts holds, for a snapshot of several parts, how many parts hold
+	// each address and label, to find its shared keys; nil otherwise.
+	counts *keyCounts
+}
+
+// keyCounts counts the parts that hold each address and label (in lower
+// case) of a service.
+type keyCounts struct {
+	addrs map[netip.Addr]int32
+	hosts map[string]int32
 }
 
 // sliceOwner says which service key a slice belongs to and which watch
-// delivered it, so that a relist of one watch removes only its own slices.
+// delivered it, so that a relist of one watch removes only its own slices,
+// and a slice that moves between watches is removed by neither.
 type sliceOwner struct {
 	service string
 	source  uint8
 }
 
-// ptrRef names one labelled endpoint of a snapshot.
+// ptrRef names one labelled endpoint of a part.
 type ptrRef struct {
-	snap *snapshot
+	part *part
 	host int32
 }
 
@@ -99,7 +121,9 @@ func (ix *index) hasNamespace(namespace string) bool {
 	return ix.cluster.namespaces[namespace] > 0
 }
 
-// namespaceExposed reports whether namespace_labels lets namespace be seen.
+// namespaceExposed reports whether namespace_labels lets namespace be seen:
+// with it, no namespace is until the namespaces are listed, as in the
+// kubernetes plugin.
 func (ix *index) namespaceExposed(namespace string) bool {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -149,135 +173,178 @@ func (ix *index) size() (services, endpoints int) {
 // service that is not headless counts as absent. It reports whether a
 // snapshot changed.
 func (ix *index) setService(multicluster bool, svc *service) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.setServiceLocked(multicluster, object.ServiceKey(svc.name, svc.namespace), svc.headless)
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	key := object.ServiceKey(svc.name, svc.namespace)
+	return ix.markService(multicluster, key, svc.headless) && ix.refresh(multicluster, key)
 }
 
 // removeService records that the service with that name is gone.
 func (ix *index) removeService(multicluster bool, svc *service) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.setServiceLocked(multicluster, object.ServiceKey(svc.name, svc.namespace), false)
-}
-
-func (ix *index) setServiceLocked(multicluster bool, key string, headless bool) bool {
-	v := ix.view(multicluster)
-	st := v.services[key]
-	if st == nil {
-		if !headless {
-			return false
-		}
-		st = &serviceState{}
-		v.services[key] = st
-	}
-	if st.headless == headless {
-		return false
-	}
-	st.headless = headless
-	return ix.publish(multicluster, key, st)
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	key := object.ServiceKey(svc.name, svc.namespace)
+	return ix.markService(multicluster, key, false) && ix.refresh(multicluster, key)
 }
 
 // replaceServices makes svcs the only services of a view, as a relist says.
 func (ix *index) replaceServices(multicluster bool, svcs []*service) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
+	ix.write.Lock()
+	defer ix.write.Unlock()
 	v := ix.view(multicluster)
 	keep := make(map[string]bool, len(svcs))
+	changed := map[string]bool{}
 	for _, s := range svcs {
 		key := object.ServiceKey(s.name, s.namespace)
 		if s.headless {
 			keep[key] = true
 		}
-		ix.setServiceLocked(multicluster, key, s.headless)
-	}
-	for key, st := range v.services {
-		if st.headless && !keep[key] {
-			ix.setServiceLocked(multicluster, key, false)
+		if ix.markService(multicluster, key, s.headless) {
+			changed[key] = true
 		}
 	}
+	for key, st := range v.services {
+		if st.headless && !keep[key] && ix.markService(multicluster, key, false) {
+			changed[key] = true
+		}
+	}
+	for key := range changed {
+		ix.refresh(multicluster, key)
+	}
+}
+
+// markService records whether the service key is headless, and reports
+// whether that changed; the caller refreshes it.
+func (ix *index) markService(multicluster bool, key string, headless bool) bool {
+	st := ix.state(multicluster, key, headless)
+	if st == nil || st.headless == headless {
+		return false
+	}
+	st.headless = headless
+	return true
+}
+
+// state returns the state of the service key, made when create is set.
+func (ix *index) state(multicluster bool, key string, create bool) *serviceState {
+	v := ix.view(multicluster)
+	st := v.services[key]
+	if st == nil && create {
+		st = &serviceState{}
+		ix.mu.Lock()
+		v.services[key] = st
+		ix.mu.Unlock()
+	}
+	return st
 }
 
 // setSlice records the slice s from source. It reports whether the snapshot
 // of a headless service changed.
 func (ix *index) setSlice(multicluster bool, source uint8, s *endpointSlice) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.setSliceLocked(multicluster, source, s)
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	changed := map[string]bool{}
+	ix.putSlice(multicluster, source, s, changed)
+	return ix.refreshAll(multicluster, changed)
 }
 
-// removeSlice records that the slice is gone.
-func (ix *index) removeSlice(multicluster bool, s *endpointSlice) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.removeSliceLocked(multicluster, s.namespace+"/"+s.name)
+// removeSlice records that the slice is gone from source. A slice that
+// another watch holds now (its managed-by label changed) stays: the watches
+// tell of the move in either order.
+func (ix *index) removeSlice(multicluster bool, source uint8, s *endpointSlice) bool {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	sliceKey := s.namespace + "/" + s.name
+	if owner, ok := ix.view(multicluster).owners[sliceKey]; !ok || owner.source != source {
+		return false
+	}
+	changed := map[string]bool{}
+	ix.dropSlice(multicluster, sliceKey, changed)
+	return ix.refreshAll(multicluster, changed)
 }
 
-func (ix *index) setSliceLocked(multicluster bool, source uint8, s *endpointSlice) bool {
+// replaceSlices makes ess the only slices from source in a view. Each
+// service that changed is published once.
+func (ix *index) replaceSlices(multicluster bool, source uint8, ess []*endpointSlice) {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	v := ix.view(multicluster)
+	keep := make(map[string]bool, len(ess))
+	changed := map[string]bool{}
+	for _, s := range ess {
+		keep[s.namespace+"/"+s.name] = true
+		ix.putSlice(multicluster, source, s, changed)
+	}
+	for sliceKey, owner := range v.owners {
+		if owner.source == source && !keep[sliceKey] {
+			ix.dropSlice(multicluster, sliceKey, changed)
+		}
+	}
+	ix.refreshAll(multicluster, changed)
+}
+
+// putSlice puts s among the slices of its service, and adds the keys of
+// the services whose slices changed to changed.
+func (ix *index) putSlice(multicluster bool, source uint8, s *endpointSlice, changed map[string]bool) {
+	sliceKey := s.namespace + "/" + s.name
 	if s.service == "" {
 		// No service names it: DNS cannot serve it. Forget an earlier version.
-		return ix.removeSliceLocked(multicluster, s.namespace+"/"+s.name)
+		ix.dropSlice(multicluster, sliceKey, changed)
+		return
 	}
 	v := ix.view(multicluster)
-	sliceKey, key := s.namespace+"/"+s.name, object.ServiceKey(s.service, s.namespace)
-	changed := false
+	key := object.ServiceKey(s.service, s.namespace)
 	if owner, ok := v.owners[sliceKey]; ok && owner.service != key {
-		changed = ix.removeSliceLocked(multicluster, sliceKey) // the slice now names another service
-	}
-	st := v.services[key]
-	if st == nil {
-		st = &serviceState{}
-		v.services[key] = st
-	}
-	i, found := slices.BinarySearchFunc(st.slices, s.name, func(o *endpointSlice, name string) int { return cmp.Compare(o.name, name) })
-	if found && st.slices[i].equal(s) {
-		v.owners[sliceKey] = sliceOwner{service: key, source: source}
-		return changed
-	}
-	if found {
-		st.slices = slices.Clone(st.slices)
-		st.slices[i] = s
-	} else {
-		st.slices = slices.Insert(slices.Clip(st.slices), i, s)
+		ix.dropSlice(multicluster, sliceKey, changed) // the slice now names another service
 	}
 	v.owners[sliceKey] = sliceOwner{service: key, source: source}
-	return ix.publish(multicluster, key, st) || changed
+	st := ix.state(multicluster, key, true)
+	i, found := slices.BinarySearchFunc(st.slices, s.name, func(o *endpointSlice, name string) int { return cmp.Compare(o.name, name) })
+	switch {
+	case found && st.slices[i].equal(s):
+		return
+	case found:
+		st.slices[i] = s
+	default:
+		st.slices = slices.Insert(st.slices, i, s)
+	}
+	changed[key] = true
 }
 
-func (ix *index) removeSliceLocked(multicluster bool, sliceKey string) bool {
+// dropSlice removes the slice sliceKey from its service, and adds the
+// service's key to changed.
+func (ix *index) dropSlice(multicluster bool, sliceKey string, changed map[string]bool) {
 	v := ix.view(multicluster)
 	owner, ok := v.owners[sliceKey]
 	if !ok {
-		return false
+		return
 	}
 	delete(v.owners, sliceKey)
 	st := v.services[owner.service]
 	if st == nil {
-		return false
+		return
 	}
 	_, name, _ := strings.Cut(sliceKey, "/")
-	st.slices = slices.DeleteFunc(slices.Clone(st.slices), func(o *endpointSlice) bool { return o.name == name })
-	return ix.publish(multicluster, owner.service, st)
+	st.slices = slices.DeleteFunc(st.slices, func(o *endpointSlice) bool { return o.name == name })
+	changed[owner.service] = true
 }
 
-// replaceSlices makes ess the only slices from source in a view.
-func (ix *index) replaceSlices(multicluster bool, source uint8, ess []*endpointSlice) {
+func (ix *index) refreshAll(multicluster bool, changed map[string]bool) bool {
+	published := false
+	for key := range changed {
+		published = ix.refresh(multicluster, key) || published
+	}
+	return published
+}
+
+// hideNamespaces makes every namespace hidden until setNamespace or
+// replaceNamespaces exposes it: namespace_labels fails closed.
+func (ix *index) hideNamespaces() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	v := ix.view(multicluster)
-	keep := make(map[string]bool, len(ess))
-	for _, s := range ess {
-		keep[s.namespace+"/"+s.name] = true
-		ix.setSliceLocked(multicluster, source, s)
-	}
-	for sliceKey, owner := range v.owners {
-		if owner.source == source && !keep[sliceKey] {
-			ix.removeSliceLocked(multicluster, sliceKey)
-		}
-	}
+	ix.exposed = map[string]bool{}
 }
 
-// setNamespaces records the namespaces that match namespace_labels.
+// setNamespace records whether a namespace matches namespace_labels.
 func (ix *index) setNamespace(name string, present bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -308,17 +375,32 @@ func (ix *index) view(multicluster bool) *view {
 	return &ix.cluster
 }
 
-// publish rebuilds the snapshot of the service key from st, replaces the
-// published one and keeps the reverse map and the counters in step. It
-// reports whether anything was published.
-func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
+// refresh publishes the snapshot of the service key from its slices. It
+// keeps the part of each slice that did not change and builds one for each
+// slice that did, unless the service starts or stops having a ready
+// endpoint, when every part changes. It reports whether anything was
+// published.
+func (ix *index) refresh(multicluster bool, key string) bool {
 	v := ix.view(multicluster)
+	st := v.services[key]
+	if st == nil {
+		return false
+	}
 	old := st.snap
 	var snap *snapshot
+	var gone, added []*part
 	if st.headless {
-		name, namespace := cutServiceKey(key)
-		snap = newSnapshot(name, namespace, st.slices, ix.zonal && !multicluster, multicluster)
+		snap, gone, added = ix.build(multicluster, key, st)
+	} else if old != nil {
+		gone = old.parts
+		st.counts = nil
 	}
+	if old == nil && snap == nil && (st.headless || len(st.slices) > 0) {
+		return false
+	}
+
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
 	if !st.headless && len(st.slices) == 0 {
 		delete(v.services, key)
 	}
@@ -329,23 +411,158 @@ func (ix *index) publish(multicluster bool, key string, st *serviceState) bool {
 	if multicluster {
 		reverse = ix.mcReverse
 	}
+	for _, p := range gone {
+		v.endpoints -= len(p.eps)
+		reverse.remove(p)
+	}
+	for _, p := range added {
+		v.endpoints += len(p.eps)
+		reverse.add(p)
+	}
 	if old != nil {
 		v.published--
-		v.endpoints -= len(old.eps)
-		reverse.remove(old)
 		if v.namespaces[old.namespace]--; v.namespaces[old.namespace] <= 0 {
 			delete(v.namespaces, old.namespace)
 		}
 	}
 	if snap != nil {
 		v.published++
-		v.endpoints += len(snap.eps)
-		reverse.add(snap)
 		v.namespaces[snap.namespace]++
 	}
 	st.snap = snap
 	ix.modified.Store(time.Now().Unix())
 	return true
+}
+
+// build returns the new snapshot of the headless service key, the parts of
+// the published one it drops and the parts it adds.
+func (ix *index) build(multicluster bool, key string, st *serviceState) (snap *snapshot, gone, added []*part) {
+	old := st.snap
+	var oldParts []*part
+	terminating := false
+	if old != nil {
+		oldParts, terminating = old.parts, old.terminating
+	} else {
+		terminating = !slices.ContainsFunc(st.slices, func(es *endpointSlice) bool {
+			return slices.ContainsFunc(es.endpoints, func(e sliceEndpoint) bool { return !e.terminating })
+		})
+	}
+	zonal := ix.zonal && !multicluster
+	parts := make([]*part, len(st.slices))
+	j := 0
+	for i, es := range st.slices {
+		for j < len(oldParts) && oldParts[j].slice.name < es.name {
+			gone = append(gone, oldParts[j])
+			j++
+		}
+		if j < len(oldParts) && oldParts[j].slice == es {
+			parts[i] = oldParts[j]
+			j++
+			continue
+		}
+		if j < len(oldParts) && oldParts[j].slice.name == es.name {
+			gone = append(gone, oldParts[j])
+			j++
+		}
+		parts[i] = newPart(es, terminating, zonal, multicluster)
+		added = append(added, parts[i])
+	}
+	gone = append(gone, oldParts[j:]...)
+
+	if t := !slices.ContainsFunc(parts, func(p *part) bool { return p.hasReady }); t != terminating {
+		// Every endpoint the service serves changes: rebuild every part.
+		terminating, gone, added = t, oldParts, nil
+		for i, es := range st.slices {
+			parts[i] = newPart(es, terminating, zonal, multicluster)
+		}
+		added = parts
+	}
+	if len(gone) == 0 && len(added) == 0 && old != nil {
+		return old, nil, nil
+	}
+	name, namespace := cutServiceKey(key)
+	return newSnapshot(name, namespace, parts, terminating, st.shared(parts, gone, added)), gone, added
+}
+
+// shared returns the keys that several of parts hold, given the parts
+// that left and joined the service since its last snapshot, and keeps the
+// counts that find them in step.
+func (st *serviceState) shared(parts, gone, added []*part) *sharedKeys {
+	if len(parts) < 2 {
+		st.counts = nil
+		return nil
+	}
+	var prev *sharedKeys
+	if st.snap != nil {
+		prev = st.snap.shared
+	}
+	if st.counts == nil {
+		// From one part to several, or a service that comes back: count
+		// them all.
+		st.counts = &keyCounts{addrs: map[netip.Addr]int32{}, hosts: map[string]int32{}}
+		prev, gone, added = nil, nil, parts
+	}
+	c := st.counts
+	// The keys whose count crosses 2 either way.
+	var addrs []netip.Addr
+	var hosts []string
+	count := func(p *part, d int32) {
+		p.addresses(func(a netip.Addr) {
+			n := c.addrs[a] + d
+			if n == 0 {
+				delete(c.addrs, a)
+			} else {
+				c.addrs[a] = n
+			}
+			if (d > 0 && n == 2) || (d < 0 && n == 1) {
+				addrs = append(addrs, a)
+			}
+		})
+		for _, h := range p.hosts {
+			l := strings.ToLower(h.name)
+			n := c.hosts[l] + d
+			if n == 0 {
+				delete(c.hosts, l)
+			} else {
+				c.hosts[l] = n
+			}
+			if (d > 0 && n == 2) || (d < 0 && n == 1) {
+				hosts = append(hosts, l)
+			}
+		}
+	}
+	for _, p := range gone {
+		count(p, -1)
+	}
+	for _, p := range added {
+		count(p, 1)
+	}
+	if len(addrs) == 0 && len(hosts) == 0 {
+		return prev
+	}
+	next := &sharedKeys{addrs: map[netip.Addr]bool{}, hosts: map[string]bool{}}
+	if prev != nil {
+		maps.Copy(next.addrs, prev.addrs)
+		maps.Copy(next.hosts, prev.hosts)
+	}
+	for _, a := range addrs {
+		if c.addrs[a] >= 2 {
+			next.addrs[a] = true
+		} else {
+			delete(next.addrs, a)
+		}
+	}
+	for _, h := range hosts {
+		if c.hosts[h] >= 2 {
+			next.hosts[h] = true
+		} else {
+			delete(next.hosts, h)
+		}
+	}
+	if len(next.addrs) == 0 && len(next.hosts) == 0 {
+		return nil
+	}
+	return next
 }
 
 // reverseMap finds the labelled endpoints that hold an address. An IPv4
@@ -372,27 +589,27 @@ func (r reverseMap) get(addr netip.Addr) []ptrRef {
 	return r.v6.get(addr.As16())
 }
 
-// add adds the addresses of s.
-func (r reverseMap) add(s *snapshot) {
-	for i, ep := range s.eps {
-		ref := ptrRef{snap: s, host: ep.host}
+// add adds the addresses of p.
+func (r reverseMap) add(p *part) {
+	for i, ep := range p.eps {
+		ref := ptrRef{part: p, host: ep.host}
 		switch ep.kind {
 		case kindV4:
-			r.v4.add(v4Key(s.addr(int32(i))), ref) // #nosec G115
+			r.v4.add(v4Key(p.addr(int32(i))), ref) // #nosec G115
 		case kindV6:
-			r.v6.add(s.addr(int32(i)).As16(), ref) // #nosec G115
+			r.v6.add(p.addr(int32(i)).As16(), ref) // #nosec G115
 		}
 	}
 }
 
-// remove removes the addresses of s.
-func (r reverseMap) remove(s *snapshot) {
-	for i, ep := range s.eps {
+// remove removes the addresses of p.
+func (r reverseMap) remove(p *part) {
+	for i, ep := range p.eps {
 		switch ep.kind {
 		case kindV4:
-			r.v4.remove(v4Key(s.addr(int32(i))), s) // #nosec G115
+			r.v4.remove(v4Key(p.addr(int32(i))), p) // #nosec G115
 		case kindV6:
-			r.v6.remove(s.addr(int32(i)).As16(), s) // #nosec G115
+			r.v6.remove(p.addr(int32(i)).As16(), p) // #nosec G115
 		}
 	}
 }
@@ -430,10 +647,10 @@ func (t reverseTable[K]) add(key K, ref ptrRef) {
 	t.more[key] = append(more[:len(more):len(more)], ref)
 }
 
-// remove removes the endpoints of s that hold key.
-func (t reverseTable[K]) remove(key K, s *snapshot) {
-	more := slices.DeleteFunc(slices.Clone(t.more[key]), func(ref ptrRef) bool { return ref.snap == s })
-	if first, ok := t.first[key]; ok && first.snap == s {
+// remove removes the endpoints of p that hold key.
+func (t reverseTable[K]) remove(key K, p *part) {
+	more := slices.DeleteFunc(slices.Clone(t.more[key]), func(ref ptrRef) bool { return ref.part == p })
+	if first, ok := t.first[key]; ok && first.part == p {
 		if len(more) == 0 {
 			delete(t.first, key)
 		} else {

@@ -2,11 +2,17 @@ package headless
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
 )
@@ -26,7 +32,7 @@ func headlessService(name string) *service {
 func names(refs []ptrRef) []string {
 	var out []string
 	for _, r := range refs {
-		out = append(out, r.snap.target(r.host, "z."))
+		out = append(out, r.part.target(r.host, "z."))
 	}
 	slices.Sort(out)
 	return out
@@ -50,7 +56,7 @@ func TestIndexReverseSharedAddress(t *testing.T) {
 	if refs, _ := ix.ptr(addr); fmt.Sprint(names(refs)) != "[pod.b.ns.svc.z.]" {
 		t.Errorf("after moving c: %v", names(refs))
 	}
-	ix.removeSlice(false, slim("b", "pod"))
+	ix.removeSlice(false, controllerSlices, slim("b", "pod"))
 	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.reverse.v4.first) != 1 {
 		t.Errorf("after removing b's slice: %v, %d addresses", names(refs), len(ix.reverse.v4.first))
 	}
@@ -159,4 +165,212 @@ func TestIndexConcurrent(t *testing.T) {
 	for e := range errs {
 		t.Errorf("an answer no state had:\n%s", e)
 	}
+}
+
+// TestIndexSequences plays random sequences of slice adds, updates, moves
+// between services and between watches, deletes (also from the watch that
+// does not hold the slice) and relists, and service switches, over services
+// of several slices that share addresses and labels. After each step the
+// index answers exactly what an index built from scratch on the same
+// objects answers, for every name and address.
+func TestIndexSequences(t *testing.T) {
+	for seed := range int64(*sequences) {
+		zonal := seed%3 == 2
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+			playSequence(t, rand.New(rand.NewPCG(uint64(seed), 17)), *sequenceSteps, zonal) // #nosec G404 -- a test's sequence
+		})
+	}
+}
+
+var (
+	sequences     = flag.Int("index.sequences", 6, "TestIndexSequences: the number of sequences, each of its own seed")
+	sequenceSteps = flag.Int("index.steps", 100, "TestIndexSequences: the steps of each sequence")
+)
+
+// sequenceModel is what the objects are after each step: each slice's
+// latest version and the watch that holds it, and the headless services.
+type sequenceModel struct {
+	slices   map[string]*endpointSlice
+	sources  map[string]uint8
+	headless map[string]bool
+}
+
+func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
+	corefile := "headless cluster.local in-addr.arpa ip6.arpa"
+	if zonal {
+		corefile = "headless cluster.local in-addr.arpa ip6.arpa {\n zonal\n}"
+	}
+	h := sequenceHeadless(t, corefile, nil)
+	services := []string{"svc-0", "svc-1", "svc-2"}
+	hosts := []string{"web-0", "web-1", "Web-1", "web-2", "web-3", "db-0", "10-0-0-1", "x"}
+	zones := []string{"", "z1", "z2"}
+	ports := []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}, {name: "metrics", protocol: "TCP", port: 9090}, {name: "", protocol: "TCP", port: 53}}
+	addr := func() netip.Addr {
+		if rnd.IntN(5) == 0 {
+			return netip.AddrFrom16([16]byte{0xfd, 0, 15: byte(1 + rnd.IntN(3))})
+		}
+		return netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + rnd.IntN(12))})
+	}
+	newSlice := func(name string) *endpointSlice {
+		s := &endpointSlice{name: name, namespace: "ns", service: services[rnd.IntN(len(services))]}
+		if rnd.IntN(8) == 0 {
+			s.ports = []slicePort{{port: -1}}
+		} else {
+			for _, p := range ports {
+				if rnd.IntN(2) == 0 {
+					s.ports = append(s.ports, p)
+				}
+			}
+			if len(s.ports) == 0 {
+				s.ports = ports[:1]
+			}
+		}
+		for range rnd.IntN(7) {
+			e := sliceEndpoint{addr: addr(), host: hosts[rnd.IntN(len(hosts))], hostname: rnd.IntN(3) > 0, terminating: rnd.IntN(4) == 0}
+			if z := zones[rnd.IntN(len(zones))]; zonal && z != "" {
+				e.more = &endpointDetail{zone: z}
+			}
+			s.endpoints = append(s.endpoints, e)
+		}
+		return s
+	}
+	m := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]uint8{}, headless: map[string]bool{}}
+	ix := h.index
+	for step := range steps {
+		name := fmt.Sprintf("s%d", rnd.IntN(10))
+		source := []uint8{controllerSlices, otherSlices}[rnd.IntN(2)]
+		var what string
+		switch op := rnd.IntN(20); {
+		case op < 9: // add, update, move to another service or watch
+			s := newSlice(name)
+			if old := m.slices[name]; old != nil && rnd.IntN(3) > 0 {
+				s.service = old.service // an update in place
+			}
+			what = fmt.Sprintf("set %s of %s from watch %d, %d endpoints", name, s.service, source, len(s.endpoints))
+			ix.setSlice(false, source, s)
+			m.slices[name], m.sources[name] = s, source
+		case op < 12: // delete, from either watch
+			what = fmt.Sprintf("delete %s from watch %d", name, source)
+			ix.removeSlice(false, source, &endpointSlice{name: name, namespace: "ns"})
+			if m.sources[name] == source {
+				delete(m.slices, name)
+				delete(m.sources, name)
+			}
+		case op < 14: // a slice no service names any more
+			what = fmt.Sprintf("unname %s from watch %d", name, source)
+			ix.setSlice(false, source, &endpointSlice{name: name, namespace: "ns"})
+			delete(m.slices, name)
+			delete(m.sources, name)
+		case op < 16: // a relist of one watch, with some of its slices changed or gone
+			var list []*endpointSlice
+			for n, s := range m.slices {
+				switch {
+				case m.sources[n] != source:
+				case rnd.IntN(4) == 0:
+					delete(m.slices, n)
+					delete(m.sources, n)
+				case rnd.IntN(3) == 0:
+					s = newSlice(n)
+					m.slices[n] = s
+					list = append(list, s)
+				default:
+					list = append(list, s)
+				}
+			}
+			what = fmt.Sprintf("relist watch %d: %d slices", source, len(list))
+			ix.replaceSlices(false, source, list)
+		case op < 18:
+			svc := services[rnd.IntN(len(services))]
+			m.headless[svc] = !m.headless[svc]
+			what = fmt.Sprintf("%s headless %v", svc, m.headless[svc])
+			ix.setService(false, &service{name: svc, namespace: "ns", headless: m.headless[svc]})
+		default:
+			var svcs []*service
+			for _, svc := range services {
+				if rnd.IntN(4) == 0 {
+					m.headless[svc] = !m.headless[svc]
+				}
+				svcs = append(svcs, &service{name: svc, namespace: "ns", headless: m.headless[svc]})
+			}
+			what = "relist services"
+			ix.replaceServices(false, svcs)
+		}
+		fresh := sequenceHeadless(t, corefile, &m)
+		if diff := compareIndexes(t, h, fresh, services, hosts); diff != "" {
+			t.Fatalf("step %d (%s): the index answers differently from one built from scratch:\n%s", step, what, diff)
+		}
+	}
+}
+
+// sequenceHeadless returns a plugin configured by corefile, serving from an
+// index built from scratch on m, or from an empty one.
+func sequenceHeadless(t *testing.T, corefile string, m *sequenceModel) *Headless {
+	t.Helper()
+	h, _, err := parse(newController(corefile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.watcher, h.Next = &watcher{}, nextHandler()
+	if m == nil {
+		return h
+	}
+	var svcs []*service
+	for name, headless := range m.headless {
+		svcs = append(svcs, &service{name: name, namespace: "ns", headless: headless})
+	}
+	h.index.replaceServices(false, svcs)
+	for _, source := range []uint8{controllerSlices, otherSlices} {
+		var list []*endpointSlice
+		for name, s := range m.slices {
+			if m.sources[name] == source {
+				list = append(list, s)
+			}
+		}
+		h.index.replaceSlices(false, source, list)
+	}
+	return h
+}
+
+// compareIndexes returns how the answers of a and b differ for every name
+// of the services and every address of the sequences, or "".
+func compareIndexes(t *testing.T, a, b *Headless, services, hosts []string) string {
+	var names []string
+	for _, svc := range services {
+		base := svc + ".ns.svc.cluster.local."
+		names = append(names, base, "_http._tcp."+base, "_alt._udp."+base, "_metrics._tcp."+base, "_http._udp."+base, "z1."+base, "z2."+base)
+		for _, host := range hosts {
+			names = append(names, host+"."+base)
+		}
+	}
+	var b1 strings.Builder
+	ask := func(name string, qtype uint16) {
+		m := new(dns.Msg).SetQuestion(name, qtype)
+		want, got := exchange(t, b, m), exchange(t, a, m)
+		if qtype == dns.TypePTR {
+			// The names of an address held by several services come in
+			// the order the services were indexed, in both plugins.
+			sort.Sort(test.RRSet(want.Answer))
+			sort.Sort(test.RRSet(got.Answer))
+		}
+		if !sameAnswer(want, got) {
+			fmt.Fprintf(&b1, "%s %s:\nfrom scratch: %s\nincremental:  %s\n", name, dns.TypeToString[qtype], answerText(want), answerText(got))
+		}
+	}
+	for _, name := range names {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV} {
+			ask(name, qtype)
+		}
+	}
+	for i := 1; i <= 12; i++ {
+		ask(fmt.Sprintf("%d.0.0.10.in-addr.arpa.", i), dns.TypePTR)
+	}
+	for i := 1; i <= 3; i++ {
+		r, _ := dns.ReverseAddr(netip.AddrFrom16([16]byte{0xfd, 0, 15: byte(i)}).String())
+		ask(r, dns.TypePTR)
+	}
+	s1, e1 := a.index.size()
+	if s2, e2 := b.index.size(); s1 != s2 || e1 != e2 {
+		fmt.Fprintf(&b1, "size: incremental %d services %d endpoints, from scratch %d %d\n", s1, e1, s2, e2)
+	}
+	return b1.String()
 }

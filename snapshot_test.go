@@ -19,57 +19,88 @@ func endpoint(addr, host string) sliceEndpoint {
 	return sliceEndpoint{addr: netip.MustParseAddr(addr), host: host, hostname: true}
 }
 
+// snapshotOf returns the snapshot an index builds of the service svc.ns
+// with the slices ess, named in order.
+func snapshotOf(zonal, multicluster bool, ess ...*endpointSlice) *snapshot {
+	ix := newIndex(zonal)
+	ix.setService(multicluster, &service{name: "svc", namespace: "ns", headless: true})
+	for _, es := range ess {
+		es.namespace, es.service = "ns", "svc"
+	}
+	ix.replaceSlices(multicluster, controllerSlices, ess)
+	return ix.lookup(multicluster, "svc.ns")
+}
+
+// flat is a selection's pairs as address and port, and how many of them are
+// first with their address, SRV record and glue record in the answer.
+type flat struct {
+	pairs            []string
+	addr, srv, glue int
+}
+
+func flatten(sel selection) flat {
+	var f flat
+	d := newDedup(&sel)
+	for i := range sel.segments() {
+		seg := sel.segment(i)
+		p := seg.part
+		for _, e := range seg.entries {
+			f.pairs = append(f.pairs, p.addr(e.ep).String())
+			if e.flags&firstAddr != 0 && d.addr(p, e) {
+				f.addr++
+			}
+			if e.flags&firstSRV != 0 && d.srv(p, e) {
+				f.srv++
+			}
+			if e.flags&firstGlue != 0 && d.glue(p, e) {
+				f.glue++
+			}
+		}
+	}
+	return f
+}
+
 func TestNewSnapshot(t *testing.T) {
 	a := &endpointSlice{name: "a", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.1", "b-host"), endpoint("10.0.0.2", "a-host")}}
 	b := &endpointSlice{name: "b", ports: []slicePort{{port: -1}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.2", "a-host")}}
-	s := newSnapshot("svc", "ns", []*endpointSlice{a, b}, false, false) // sorted by name, as the index keeps them
+	s := snapshotOf(false, false, b, a)
 
-	if len(s.eps) != 2 || len(s.hosts) != 2 || len(s.all) != 5 {
-		t.Fatalf("eps %d hosts %d pairs %d, want 2 2 5", len(s.eps), len(s.hosts), len(s.all))
+	if len(s.parts) != 2 || s.parts[0].slice != a || s.parts[1].slice != b {
+		t.Fatalf("parts %+v, want a and b in name order", s.parts)
+	}
+	if pa := s.parts[0]; len(pa.eps) != 2 || len(pa.hosts) != 2 || len(pa.all) != 4 {
+		t.Fatalf("a: eps %d hosts %d pairs %d, want 2 2 4", len(pa.eps), len(pa.hosts), len(pa.all))
 	}
 	// Slices in name order, endpoints and ports in slice order, as the
 	// kubernetes plugin lists them.
-	var order []string
-	for _, e := range s.all {
-		order = append(order, s.addr(e.ep).String())
+	all := flatten(s.selectAll())
+	if want := []string{"10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.2"}; !slices.Equal(all.pairs, want) {
+		t.Errorf("pairs in order %v, want %v", all.pairs, want)
 	}
-	if want := []string{"10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.2"}; !slices.Equal(order, want) {
-		t.Errorf("pairs in order %v, want %v", order, want)
-	}
-	if s.hosts[0].name != "a-host" || s.hosts[1].name != "b-host" {
-		t.Errorf("labels not sorted: %+v", s.hosts)
+	if pa := s.parts[0]; pa.hosts[0].name != "a-host" || pa.hosts[1].name != "b-host" {
+		t.Errorf("labels not sorted: %+v", pa.hosts)
 	}
 	// a-host: 10.0.0.2 x (80/TCP, 80/UDP) from a, x (-1) from b.
-	if n := len(s.selectHost("a-host").entries); n != 3 {
+	if n := len(flatten(s.selectHost("a-host")).pairs); n != 3 {
 		t.Errorf("a-host has %d pairs, want 3", n)
 	}
-	count := func(es []entry, flag uint8) (n int) {
-		for _, e := range es {
-			if e.flags&flag != 0 {
-				n++
-			}
-		}
-		return n
+	// 10.0.0.2 and a-host are in both slices: once each in an answer.
+	if all.addr != 2 || all.srv != 2 || all.glue != 2 { // SRV: one per label, port 80 twice
+		t.Errorf("%d address, %d SRV, %d glue records, want 2 2 2", all.addr, all.srv, all.glue)
 	}
-	if n := count(s.all, firstAddr); n != 2 {
-		t.Errorf("%d address records, want 2", n)
+	if s.shared == nil || !s.shared.addrs[netip.MustParseAddr("10.0.0.2")] || !s.shared.hosts["a-host"] || len(s.shared.addrs)+len(s.shared.hosts) != 2 {
+		t.Errorf("shared keys %+v, want 10.0.0.2 and a-host", s.shared)
 	}
-	if n := count(s.all, firstSRV); n != 2 { // one per label: port 80 twice
-		t.Errorf("%d SRV records, want 2", n)
-	}
-	if n := count(s.all, firstGlue); n != 2 {
-		t.Errorf("%d glue records, want 2", n)
-	}
-	if got := s.target(0, "Cluster.Local."); got != "a-host.svc.ns.svc.Cluster.Local." {
+	if got := s.parts[0].target(0, "Cluster.Local."); got != "a-host.svc.ns.svc.Cluster.Local." {
 		t.Errorf("target = %q", got)
 	}
-	if len(s.combos) != 3 { // http/tcp, alt/udp and the portless ""/""
-		t.Errorf("combos %+v, want 3", s.combos)
+	if n := len(s.parts[0].combos) + len(s.parts[1].combos); n != 3 { // http/tcp, alt/udp and the portless ""/""
+		t.Errorf("%d combos, want 3", n)
 	}
-	if sel := s.selectPort("alt", "udp"); len(sel.entries) != 2 || count(sel.entries, firstSRV) != 2 {
-		t.Errorf("_alt._udp selects %+v, want 2 pairs with 2 SRV", sel.entries)
+	if sel := flatten(s.selectPort("alt", "udp")); len(sel.pairs) != 2 || sel.srv != 2 {
+		t.Errorf("_alt._udp selects %+v, want 2 pairs with 2 SRV", sel)
 	}
 	if sel := s.selectHost("nobody"); sel.found() {
 		t.Error("an unknown label exists")
@@ -78,17 +109,17 @@ func TestNewSnapshot(t *testing.T) {
 
 func TestNewSnapshotZones(t *testing.T) {
 	in := func(e sliceEndpoint, zone string) sliceEndpoint { e.more = &endpointDetail{zone: zone}; return e }
-	s := newSnapshot("svc", "ns", []*endpointSlice{{name: "a", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
+	s := snapshotOf(true, false, &endpointSlice{name: "a", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
 		in(endpoint("10.0.0.1", "a"), "z1"), in(endpoint("10.0.0.2", "b"), "z2"), in(endpoint("10.0.0.3", "c"), "z1"), endpoint("10.0.0.4", "d"),
-	}}}, true, false)
-	if sel := s.selectZone("z1", false); len(sel.entries) != 2 {
-		t.Errorf("pin z1 selects %d, want 2", len(sel.entries))
+	}}, &endpointSlice{name: "b", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{in(endpoint("10.0.0.5", "e"), "z1")}})
+	if sel := flatten(s.selectZone("z1", false)); !slices.Equal(sel.pairs, []string{"10.0.0.1", "10.0.0.3", "10.0.0.5"}) {
+		t.Errorf("pin z1 selects %v, want 10.0.0.1, 10.0.0.3 and 10.0.0.5", sel.pairs)
 	}
-	if sel := s.selectZone("z3", false); !sel.found() || len(sel.entries) != 0 {
-		t.Errorf("pin of an empty zone: found %v, %d pairs; want a name without records", sel.found(), len(sel.entries))
+	if sel := s.selectZone("z3", false); !sel.found() || sel.segments() != 0 {
+		t.Errorf("pin of an empty zone: found %v, %d segments; want a name without records", sel.found(), sel.segments())
 	}
-	if sel := s.selectZone("z3", true); len(sel.entries) != 4 {
-		t.Errorf("prefer of an empty zone selects %d, want all 4", len(sel.entries))
+	if sel := flatten(s.selectZone("z3", true)); len(sel.pairs) != 5 {
+		t.Errorf("prefer of an empty zone selects %d, want all 5", len(sel.pairs))
 	}
 }
 
@@ -97,23 +128,24 @@ func TestNewSnapshotTerminating(t *testing.T) {
 	ready := endpoint("10.0.0.1", "a")
 	leaving := terminating(endpoint("10.0.0.2", "b"))
 	one := func(eps ...sliceEndpoint) *snapshot {
-		return newSnapshot("svc", "ns", []*endpointSlice{{name: "a", ports: []slicePort{{port: -1}}, endpoints: eps}}, false, false)
+		return snapshotOf(false, false, &endpointSlice{name: "a", ports: []slicePort{{port: -1}}, endpoints: eps},
+			&endpointSlice{name: "b", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{terminating(endpoint("10.0.0.3", "c"))}})
 	}
-	if s := one(ready, leaving); len(s.all) != 1 || s.addr(s.all[0].ep).String() != "10.0.0.1" || s.terminating {
-		t.Errorf("with a ready endpoint the terminating one is served: %+v", s.all)
+	if s := one(ready, leaving); !slices.Equal(flatten(s.selectAll()).pairs, []string{"10.0.0.1"}) || s.terminating {
+		t.Errorf("with a ready endpoint the terminating ones are served: %v", flatten(s.selectAll()).pairs)
 	}
-	if s := one(leaving); len(s.all) != 1 || s.addr(s.all[0].ep).String() != "10.0.0.2" || !s.terminating {
-		t.Errorf("without a ready endpoint the terminating one is not served: %+v", s.all)
+	if s := one(leaving); !slices.Equal(flatten(s.selectAll()).pairs, []string{"10.0.0.2", "10.0.0.3"}) || !s.terminating {
+		t.Errorf("without a ready endpoint the terminating ones are not served: %v", flatten(s.selectAll()).pairs)
 	}
 }
 
 func TestNewSnapshotMulticluster(t *testing.T) {
-	s := newSnapshot("db", "ns", []*endpointSlice{
-		{name: "c1", cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
-		{name: "c2", cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
-	}, false, true)
-	if sel := s.selectHost("db-0.c2"); len(sel.entries) != 1 || s.addr(sel.entries[0].ep).String() != "10.0.1.1" {
-		t.Errorf("db-0.c2 selects %+v", sel.entries)
+	s := snapshotOf(false, true,
+		&endpointSlice{name: "c1", cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
+		&endpointSlice{name: "c2", cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
+	)
+	if sel := flatten(s.selectHost("db-0.c2")); !slices.Equal(sel.pairs, []string{"10.0.1.1"}) {
+		t.Errorf("db-0.c2 selects %v", sel.pairs)
 	}
 	if sel := s.selectHost("db-0"); sel.found() {
 		t.Error("a name without the cluster exists")

@@ -100,6 +100,7 @@ func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1a
 			listWatch(client, slices, w.labels(imported)))
 	}
 	if opts.namespaceLabels != nil {
+		ix.hideNamespaces()
 		w.add(w.namespaceStore(), &core.Namespace{}, "",
 			listWatch(client, client.CoreV1().Namespaces(), opts.namespaceLabels.String()))
 	}
@@ -168,7 +169,7 @@ func (w *watcher) sliceStore(name string, multicluster bool, source uint8) *stor
 			}
 		},
 		remove: func(obj any) {
-			if s := obj.(*endpointSlice); w.index.removeSlice(multicluster, s) {
+			if s := obj.(*endpointSlice); w.index.removeSlice(multicluster, source, s) {
 				observeLatency(s)
 			}
 		},

@@ -83,7 +83,7 @@ func TestWatchOnlyHeadless(t *testing.T) {
 	if _, ok := h.index.cluster.services["ext.ns"]; ok {
 		t.Error("the ExternalName service reached the index")
 	}
-	if h.index.lookup(false, "manual.ns") == nil || len(h.index.lookup(false, "manual.ns").all) != 1 {
+	if h.index.lookup(false, "manual.ns") == nil || len(h.index.lookup(false, "manual.ns").parts) != 1 {
 		t.Error("the hand-written slice of a headless service is not served")
 	}
 }
@@ -114,7 +114,7 @@ func TestWatchLeavesSelection(t *testing.T) {
 	}
 	eventually(t, "the slice without service label to leave", func() bool {
 		s := h.index.lookup(false, "consul-server.default")
-		return s != nil && len(s.all) == 0 && len(h.index.cluster.owners) == 0
+		return s != nil && len(s.parts) == 0 && len(h.index.cluster.owners) == 0
 	})
 }
 

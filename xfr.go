@@ -50,7 +50,8 @@ func (h *Headless) Transfer(zone string, serial uint32) (<-chan []dns.RR, error)
 
 func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string) {
 	base := s.name + "." + s.namespace + ".svc." + zone
-	for _, es := range s.slices {
+	for _, p := range s.parts {
+		es := p.slice
 		var eps []sliceEndpoint
 		for _, e := range es.endpoints {
 			if e.terminating == s.terminating {
