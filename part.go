@@ -31,9 +31,9 @@ type part struct {
 
 // partDetail is what few parts have.
 type partDetail struct {
-	fqdns  []string   // the addresses of FQDN endpoints
-	byHost []entry    // the pairs of the labels whose pairs all does not hold as they are
-	zones  []zoneRec  // the pairs of each topology zone (zonal)
+	fqdns  []string  // the addresses of FQDN endpoints
+	byHost []entry   // the pairs of the labels whose pairs all does not hold as they are
+	zones  []zoneRec // the pairs of each topology zone (zonal)
 }
 
 // endpointRec is one endpoint address with the label it is known by. The

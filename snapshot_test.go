@@ -34,7 +34,7 @@ func snapshotOf(zonal, multicluster bool, ess ...*endpointSlice) *snapshot {
 // flat is a selection's pairs as address and port, and how many of them are
 // first with their address, SRV record and glue record in the answer.
 type flat struct {
-	pairs            []string
+	pairs           []string
 	addr, srv, glue int
 }
 
