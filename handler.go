@@ -30,6 +30,10 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
 		return dns.RcodeRefused, nil
+	case qname == nameServerLabel+zone && state.QType() != dns.TypePTR:
+		res = h.nameServer(state)
+	case state.QType() == dns.TypeNS && qname == zone:
+		res = h.nameServers(state)
 	case dnsutil.IsReverse(qname) > 0:
 		res = h.reverse(state)
 	default:
@@ -129,13 +133,13 @@ func (h *Headless) other(state request.Request, n name, err error) result {
 		return result{rcode: dns.RcodeSuccess, answer: []dns.RR{h.soa(state.Zone, h.ttl)}}
 	case state.QType() == dns.TypeSOA:
 		return result{rcode: dns.RcodeSuccess}
-	case err != nil:
+	case state.QType() == dns.TypeTXT:
+		// TXT names only dns-version.ZONE: other names without records
+		// of any type do not exist, as in the kubernetes plugin.
 		if base, _ := dnsutil.TrimZone(state.Name(), state.Zone); base == "dns-version" {
-			if state.QType() == dns.TypeTXT {
-				return result{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(state.QName())}}
-			}
-			return result{rcode: dns.RcodeSuccess}
+			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(state.QName())}}
 		}
+	case err != nil:
 	case n.kind == "", n.kind == kubernetes.Svc && n.service == "" && h.index.hasNamespace(n.namespace) && h.index.namespaceExposed(n.namespace):
 		return result{rcode: dns.RcodeSuccess} // the zone, svc.ZONE, pod.ZONE, a namespace
 	}
@@ -144,7 +148,11 @@ func (h *Headless) other(state request.Request, n name, err error) result {
 
 // reverse answers a name in a reverse zone.
 func (h *Headless) reverse(state request.Request) result {
-	if state.QType() != dns.TypePTR {
+	switch state.QType() {
+	case dns.TypePTR:
+	case dns.TypeSOA:
+		return result{rcode: dns.RcodeSuccess} // the kubernetes plugin answers SOA at the apex only
+	default:
 		return result{rcode: dns.RcodeNameError}
 	}
 	addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(state.Name()))

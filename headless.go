@@ -4,6 +4,7 @@
 package headless
 
 import (
+	"net"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -28,6 +29,7 @@ type Headless struct {
 	ttl               uint32
 	negativeTTL       *uint32 // negative_ttl; nil without
 	stablePTR         bool
+	localIPs          []net.IP // the addresses the server is bound to, for NS records
 	startupTimeout    time.Duration
 	watch             watchOptions
 

@@ -374,3 +374,29 @@ func compareIndexes(t *testing.T, a, b *Headless, services, hosts []string) stri
 	}
 	return b1.String()
 }
+
+// TestIndexSliceMovesBetweenWatches checks a slice whose managed-by label
+// changes: one watch tells of it as added, the other as deleted, in either
+// order, and the slice stays.
+func TestIndexSliceMovesBetweenWatches(t *testing.T) {
+	for _, deletedFirst := range []bool{false, true} {
+		ix := newIndex(false)
+		ix.setService(false, headlessService("web"))
+		ix.setSlice(false, otherSlices, slim("web", "pod", "10.0.0.1"))
+		moved := slim("web", "pod", "10.0.0.2")
+		if deletedFirst {
+			ix.removeSlice(false, otherSlices, moved)
+			ix.setSlice(false, controllerSlices, moved)
+		} else {
+			ix.setSlice(false, controllerSlices, moved)
+			ix.removeSlice(false, otherSlices, moved)
+		}
+		if refs, _ := ix.ptr(netip.MustParseAddr("10.0.0.2")); len(refs) != 1 {
+			t.Errorf("deleted first %v: the moved slice is gone", deletedFirst)
+		}
+		ix.replaceSlices(false, otherSlices, nil) // a relist of the watch it left
+		if refs, _ := ix.ptr(netip.MustParseAddr("10.0.0.2")); len(refs) != 1 {
+			t.Errorf("deleted first %v: a relist of the other watch removed the moved slice", deletedFirst)
+		}
+	}
+}

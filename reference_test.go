@@ -182,7 +182,7 @@ func sameAnswer(want, got *dns.Msg) bool {
 
 func answerText(m *dns.Msg) string {
 	m = m.Copy()
-	for _, rr := range m.Ns {
+	for _, rr := range append(m.Answer, m.Ns...) {
 		if soa, ok := rr.(*dns.SOA); ok {
 			soa.Serial = 0
 		}
@@ -342,6 +342,12 @@ func referenceQueries(objs []runtime.Object, zone string) []query {
 				shared[e.Addresses[0]] = true
 			}
 		}
+	}
+	// The edges of the zones, which the plugin answers alone.
+	for _, name := range []string{zone, "svc." + zone, "pod." + zone, "ref.svc." + zone, "nons.svc." + zone, "dns-version." + zone,
+		"ns.dns." + zone, "x.pod." + zone, "in-addr.arpa.", "10.in-addr.arpa.", "99.99.99.10.in-addr.arpa.", "ns.dns.in-addr.arpa.",
+		"ip6.arpa.", "d.f.ip6.arpa."} {
+		add(name, all...)
 	}
 	for _, obj := range objs {
 		if s, ok := obj.(*core.Service); ok && s.Spec.ClusterIP == core.ClusterIPNone {

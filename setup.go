@@ -48,6 +48,7 @@ func setup(c *caddy.Controller) error {
 		}
 	}
 	h.watcher = newWatcher(client, mcsClient, h.index, h.watch)
+	h.localIPs = boundIPs(c)
 
 	c.OnStartup(h.onStartup)
 	c.OnShutdown(h.onShutdown)

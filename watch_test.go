@@ -178,3 +178,23 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff %+v retries too fast or in step", backoff)
 	}
 }
+
+// TestWatchNamespaceLabelsFailClosed checks that with namespace_labels no
+// namespace is exposed until the Namespaces are listed, as in the kubernetes
+// plugin, which answers NXDOMAIN then.
+func TestWatchNamespaceLabelsFailClosed(t *testing.T) {
+	h, _, err := parse(newController("headless cluster.local {\n namespace_labels team=a\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newWatcher(fake.NewClientset(), nil, h.index, h.watch) // never started: the list never comes
+	h.index.setService(false, headlessService("web"))
+	h.index.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.1"))
+	if h.index.namespaceExposed("ns") {
+		t.Error("before the Namespaces are listed, a namespace is exposed")
+	}
+	h.index.replaceNamespaces([]string{"ns"})
+	if !h.index.namespaceExposed("ns") || h.index.namespaceExposed("other") {
+		t.Error("after the list, the namespaces exposed are not those listed")
+	}
+}
