@@ -73,6 +73,12 @@ func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig
 		case cacheLine.MatchString(l):
 			found = append(found, "cache")
 			if !withCache {
+				// kubeadm's cache has a block of options: drop it whole.
+				if strings.HasSuffix(l, "{") {
+					for strings.TrimSpace(lines[i]) != "}" {
+						i++
+					}
+				}
 				continue
 			}
 		case pluginLine.MatchString(l):

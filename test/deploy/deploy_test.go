@@ -548,7 +548,7 @@ func testMigrate(ctx context.Context, t *testing.T, c *cluster.Cluster, k *kubec
 		t.Fatal(err)
 	}
 	pod := d.Spec.Template.Spec
-	if strings.Contains(cm.Data["Corefile"], "headless") || pod.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.12.1" ||
+	if strings.Contains(cm.Data["Corefile"], "headless") || pod.Containers[0].Image != "registry.k8s.io/coredns/coredns:v1.14.6" ||
 		len(pod.TopologySpreadConstraints) > 0 || !slices.Contains(grants(role.Rules), "/pods/watch") || svc.Spec.ClusterIP != stockIP {
 		t.Errorf("after the roll back: image %s, spread %v, role %v, kube-dns %s, Corefile:\n%s",
 			pod.Containers[0].Image, pod.TopologySpreadConstraints, grants(role.Rules), svc.Spec.ClusterIP, cm.Data["Corefile"])

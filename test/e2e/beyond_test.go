@@ -28,12 +28,15 @@ import (
 // plugin alone in the same process: on, the answers differ only as the
 // option documents; off, the drop-in answers the names the option would
 // change exactly as kubernetes does. negative_ttl and stable_ptr also run in
-// deploy/Corefile's shape, behind cache 30.
+// deploy/Corefile's shape: kubeadm's cache, which keeps nothing of
+// cluster.local, and, for negative_ttl, the Helm chart's plain cache 30.
 
 // TestNegativeTTL checks negative_ttl: the negative answers for names under
 // an existing headless service carry its TTL, so that behind cache 30 a
 // client that asked for a pod before it was ready gets its address once the
-// cache's 5 s minimum has passed, not after kubernetes' 30 s.
+// cache's 5 s minimum has passed, not after kubernetes' 30 s. Behind
+// kubeadm's cache, which keeps no answer of cluster.local, every setup
+// answers as soon as the endpoint is ready.
 func TestNegativeTTL(t *testing.T) {
 	const ns = "negative"
 	web := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP)}
@@ -83,16 +86,19 @@ func TestNegativeTTL(t *testing.T) {
 		}
 	}
 
-	// deploy/Corefile as shipped, the drop-in that changes nothing, and stock
-	// CoreDNS, each behind cache 30. A client asks for the pod before it is
-	// ready and keeps asking once it is.
+	// deploy/Corefile as shipped (kubeadm's cache) and stock CoreDNS beside
+	// it; then deploy/Corefile, the drop-in that changes nothing and stock
+	// CoreDNS, each behind the Helm chart's plain cache 30. A client asks for
+	// the pod before it is ready and keeps asking once it is.
 	servers := []struct {
 		name, addr string
-		on         bool
+		on, cached bool // negative_ttl; a cache that keeps the NXDOMAIN
 	}{
-		{"deploy/Corefile", deployed(t), true},
-		{"drop-in without the options", deployed(t, optionsOff...), false},
-		{"kubernetes alone", deployed(t, headlessOff...), false},
+		{"deploy/Corefile", deployed(t), true, false},
+		{"kubernetes alone, kubeadm's cache", deployed(t, headlessOff...), false, false},
+		{"deploy/Corefile, cache 30", deployed(t, plainCache), true, true},
+		{"drop-in without the options, cache 30", deployed(t, slices.Concat(optionsOff, []edit{plainCache})...), false, true},
+		{"kubernetes alone, cache 30", deployed(t, slices.Concat(headlessOff, []edit{plainCache})...), false, true},
 	}
 	asked := time.Now()
 	for _, s := range servers {
@@ -119,15 +125,21 @@ func TestNegativeTTL(t *testing.T) {
 	ready := time.Now()
 	t.Logf("asked %.2fs before the endpoint turned ready", ready.Sub(asked).Seconds())
 	// Generous bounds, not a measure of speed: with negative_ttl the cache
-	// keeps the negative answer its 5 s minimum, without it kubernetes' 30 s.
-	limit := map[bool]time.Duration{true: 15 * time.Second, false: 45 * time.Second}
+	// keeps the negative answer its 5 s minimum, without it kubernetes' 30 s;
+	// kubeadm's cache keeps none.
+	limit := func(on, cached bool) time.Duration {
+		if cached && !on {
+			return 45 * time.Second
+		}
+		return 15 * time.Second
+	}
 	polls := make([]polled, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			polls[i] = poll(s.addr, pod, "10.20.0.2", ready, limit[s.on])
+			polls[i] = poll(s.addr, pod, "10.20.0.2", ready, limit(s.on, s.cached))
 		}()
 	}
 	wg.Wait()
@@ -141,12 +153,12 @@ func TestNegativeTTL(t *testing.T) {
 			d, ok := p.answered[net]
 			if !ok {
 				t.Errorf("%s over %s: still NXDOMAIN %.1fs after the endpoint turned ready, want the address within %s",
-					s.name, net, p.nxdomain[net].Seconds(), limit[s.on])
+					s.name, net, p.nxdomain[net].Seconds(), limit(s.on, s.cached))
 				continue
 			}
 			t.Logf("%s over %s: NXDOMAIN until %.1fs, the pod's address %.1fs after its endpoint turned ready",
 				s.name, net, p.nxdomain[net].Seconds(), d.Seconds())
-			if !s.on && p.nxdomain[net] < 8*time.Second {
+			if s.cached && !s.on && p.nxdomain[net] < 8*time.Second {
 				t.Errorf("%s over %s: NXDOMAIN until %.1fs only, want the negative answer cached for kubernetes' 30 s", s.name, net, p.nxdomain[net].Seconds())
 			}
 		}
@@ -221,7 +233,8 @@ func TestStablePTR(t *testing.T) {
 		}
 	}
 
-	// In deploy/Corefile's shape, behind cache 30, whose TTLs count down.
+	// In deploy/Corefile's shape, behind kubeadm's cache, which keeps the
+	// reverse zones' answers and counts their TTLs down.
 	shipped, dropped := deployed(t), deployed(t, optionsOff...)
 	for _, net := range []string{"udp", "tcp"} {
 		sameRecords(t, "deploy/Corefile: PTR of db-0 over "+net, testkit.Query(t, net, shipped, pod, dns.TypePTR).Answer, stable, false)
@@ -421,6 +434,9 @@ var (
 	optionsOff = []edit{{`(?m)^[ \t]*negative_ttl 5\n`, 1, ""}, {`(?m)^[ \t]*stable_ptr\n`, 1, ""}}
 	// headlessOff makes deploy/Corefile stock CoreDNS.
 	headlessOff = []edit{{`(?m)^[ \t]*headless [^{]*\{[^}]*\}\n`, 1, ""}}
+	// plainCache puts the Helm chart's cache 30, which keeps the answers of
+	// cluster.local too, in place of kubeadm's.
+	plainCache = edit{`(?m)^([ \t]*)cache 30 \{[^}]*\}\n`, 1, "${1}cache 30\n"}
 )
 
 // deployed starts a CoreDNS with deploy/Corefile changed by edits and
@@ -464,7 +480,7 @@ func deployCorefile(t *testing.T, port, ready, metrics int, edits ...edit) strin
 		{`(?m)^[ \t]*health \{[^}]*\}\n`, 1, ""},
 		{`(?m)^[ \t]*forward [^{]*\{[^}]*\}\n`, 1, ""},
 		{`(?m)^([ \t]*)((headless|kubernetes) .*\{)$`, 2, "${1}${2}\n${1}    kubeconfig " + shared.cluster.Kubeconfig},
-		{`(?m)^[ \t]*cache 30$`, 1, "${0}"},
+		{`(?m)^[ \t]*cache 30 \{\n[ \t]*disable success cluster\.local\n[ \t]*disable denial cluster\.local\n[ \t]*\}$`, 1, "${0}"},
 	}
 	for _, e := range append(adapt, edits...) {
 		re := regexp.MustCompile(e.pattern)

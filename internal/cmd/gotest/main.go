@@ -12,6 +12,10 @@
 //
 // Nothing else: a fast, passing run prints two lines per package. It exits
 // with go test's status.
+//
+// With -C DIR first, go test runs in DIR, which may hold a module of its own
+// (test/migration); packages are still named from the module of the current
+// directory, ./test/migration.
 package main
 
 import (
@@ -38,7 +42,7 @@ func main() {
 	// has to say, and exit with its status.
 	signal.Ignore(os.Interrupt)
 
-	cmd := exec.Command("go", append([]string{"test", "-json"}, os.Args[1:]...)...)
+	cmd := exec.Command("go", testArgs(os.Args[1:])...)
 	cmd.Stdin, cmd.Stderr = os.Stdin, os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -62,6 +66,15 @@ func main() {
 	case p.failed > 0:
 		os.Exit(1)
 	}
+}
+
+// testArgs returns the arguments of go test for those of gotest: -C DIR,
+// which go requires first, then -json and the rest.
+func testArgs(args []string) []string {
+	if len(args) >= 2 && args[0] == "-C" {
+		return append([]string{"test", "-C", args[1], "-json"}, args[2:]...)
+	}
+	return append([]string{"test", "-json"}, args...)
 }
 
 func fatal(err error) {

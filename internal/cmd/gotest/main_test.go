@@ -171,3 +171,14 @@ func TestTimeoutInFull(t *testing.T) {
 		t.Errorf("a test that never ended printed\n%s\nwant\n%s", out.String(), want)
 	}
 }
+
+func TestDirFirst(t *testing.T) {
+	for _, c := range []struct{ args, want string }{
+		{"-race ./...", "test -json -race ./..."},
+		{"-C test/migration -race ./...", "test -C test/migration -json -race ./..."},
+	} {
+		if got := strings.Join(testArgs(strings.Fields(c.args)), " "); got != c.want {
+			t.Errorf("gotest %s runs go %s, want go %s", c.args, got, c.want)
+		}
+	}
+}
