@@ -400,3 +400,49 @@ func TestIndexSliceMovesBetweenWatches(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexConcurrentWriters has the writers of several watches change the
+// slices of one service at once, as the reflectors do, while queries read
+// it; then the index answers what one built from scratch answers. Run with
+// -race.
+func TestIndexConcurrentWriters(t *testing.T) {
+	h := sequenceHeadless(t, "headless cluster.local in-addr.arpa", nil)
+	h.index.setService(false, headlessService("web"))
+	final := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]uint8{}, headless: map[string]bool{"web": true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var readers, writers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for ctx.Err() == nil {
+			serve(t, h, new(dns.Msg).SetQuestion("web.ns.svc.cluster.local.", dns.TypeSRV))
+			serve(t, h, new(dns.Msg).SetQuestion("pod-1.web.ns.svc.cluster.local.", dns.TypeA))
+			serve(t, h, new(dns.Msg).SetQuestion("1.0.0.10.in-addr.arpa.", dns.TypePTR))
+		}
+	}()
+	for w, source := range []uint8{controllerSlices, otherSlices, controllerSlices} {
+		name := fmt.Sprintf("web-%d", w)
+		last := &endpointSlice{name: name, namespace: "ns", service: "web", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}},
+			endpoints: []sliceEndpoint{endpoint(fmt.Sprintf("10.0.0.%d", w+1), fmt.Sprintf("pod-%d", w)), endpoint("10.0.0.1", "pod-1")}}
+		final.slices[name], final.sources[name] = last, source
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for i := range 300 {
+				s := *last
+				s.endpoints = []sliceEndpoint{endpoint(fmt.Sprintf("10.0.%d.%d", w+1, i%200+1), "pod-1")}
+				h.index.setSlice(false, source, &s)
+				if i%50 == 0 {
+					h.index.removeSlice(false, source, &s)
+				}
+			}
+			h.index.setSlice(false, source, last)
+		}()
+	}
+	writers.Wait()
+	cancel()
+	readers.Wait()
+	if diff := compareIndexes(t, h, sequenceHeadless(t, "headless cluster.local in-addr.arpa", &final), []string{"web"}, []string{"pod-0", "pod-1", "pod-2"}); diff != "" {
+		t.Errorf("after concurrent writers the index answers differently from one built from scratch:\n%s", diff)
+	}
+}
