@@ -2,6 +2,7 @@ package headless
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
@@ -169,6 +170,20 @@ func FuzzName(f *testing.F) {
 		}
 		for _, h := range hs {
 			serveChecked(t, h, r)
+		}
+	})
+}
+
+// FuzzSplitLabels checks that parseName splits a name as
+// dns.SplitDomainName does.
+func FuzzSplitLabels(f *testing.F) {
+	for _, name := range []string{"", ".", "a", "a.b", "web-0.web.ns.svc", "a..b", ".a", "a.", `a\.b.c`, "us-east-1a.pin._zone.web.ns.svc", "1.2.3.4.5.6.7.8.9.10"} {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		var labels [8]string
+		if got, want := splitLabels(name, labels[:0]), dns.SplitDomainName(name); !slices.Equal(got, want) {
+			t.Errorf("splitLabels(%q) = %q, want %q", name, got, want)
 		}
 	})
 }

@@ -42,7 +42,8 @@ func parseName(qname, zone string, multicluster, zonal bool) (n name, err error)
 	if base == "" || base == kubernetes.Svc || base == kubernetes.Pod {
 		return n, nil
 	}
-	segs := dns.SplitDomainName(base)
+	var labels [8]string
+	segs := splitLabels(base, labels[:0])
 	last := len(segs) - 1
 	if last < 0 {
 		return n, nil
@@ -86,4 +87,21 @@ func parseName(qname, zone string, multicluster, zonal bool) (n name, err error)
 		n.topoZone = strings.Join(segs[:last-1], ".")
 	}
 	return n, nil
+}
+
+// splitLabels appends the labels of name, which is not fully qualified, to
+// segs, as dns.SplitDomainName splits it; a name of few labels, as query
+// names are, fits in segs without an allocation.
+func splitLabels(name string, segs []string) []string {
+	if name == "" || name[len(name)-1] == '.' || strings.IndexByte(name, '\\') >= 0 {
+		return dns.SplitDomainName(name) // the root, a fully qualified name, escaped dots
+	}
+	for {
+		i := strings.IndexByte(name, '.')
+		if i < 0 {
+			return append(segs, name)
+		}
+		segs = append(segs, name[:i])
+		name = name[i+1:]
+	}
 }
