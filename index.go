@@ -3,6 +3,7 @@ package headless
 import (
 	"cmp"
 	"encoding/binary"
+	"hash/maphash"
 	"maps"
 	"net/netip"
 	"slices"
@@ -39,6 +40,10 @@ type index struct {
 	exposed map[string]bool
 
 	zonal    bool         // keep the zones of endpoints (zonal)
+	hostSeed maphash.Seed // of the hostIndexes
+	// indexedParts is the number of parts from which a service has a
+	// hostIndex: minIndexedParts, but in tests.
+	indexedParts int
 	modified atomic.Int64 // Unix time of the last change, the SOA serial
 }
 
@@ -92,7 +97,7 @@ func newIndex(zonal bool) *index {
 	return &index{
 		cluster: newView(), multi: newView(),
 		reverse: newReverseMap(), mcReverse: newReverseMap(),
-		zonal: zonal,
+		zonal: zonal, hostSeed: maphash.MakeSeed(), indexedParts: minIndexedParts,
 	}
 }
 
@@ -481,27 +486,36 @@ func (ix *index) build(multicluster bool, key string, st *serviceState) (snap *s
 		return old, nil, nil
 	}
 	name, namespace := cutServiceKey(key)
-	return newSnapshot(name, namespace, parts, terminating, st.shared(parts, gone, added)), gone, added
+	shared, hosts := st.keys(ix.hostSeed, ix.indexedParts, parts, gone, added)
+	return newSnapshot(name, namespace, parts, terminating, shared, hosts), gone, added
 }
 
-// shared returns the keys that several of parts hold, given the parts
-// that left and joined the service since its last snapshot, and keeps the
-// counts that find them in step.
-func (st *serviceState) shared(parts, gone, added []*part) *sharedKeys {
+// keys returns the keys that several of parts hold and the index of the
+// labels, given the parts that left and joined the service since its last
+// snapshot, and keeps the counts that find them in step.
+func (st *serviceState) keys(seed maphash.Seed, indexedParts int, parts, gone, added []*part) (*sharedKeys, *hostIndex) {
 	if len(parts) < 2 {
 		st.counts = nil
-		return nil
+		return nil, nil
 	}
 	var prev *sharedKeys
+	var prevHosts *hostIndex
 	if st.snap != nil {
-		prev = st.snap.shared
+		prev, prevHosts = st.snap.shared, st.snap.hosts
 	}
 	if st.counts == nil {
 		// From one part to several, or a service that comes back: count
 		// them all.
 		st.counts = &keyCounts{addrs: map[netip.Addr]int32{}, hosts: map[string]int32{}}
-		prev, gone, added = nil, nil, parts
+		prev, prevHosts, gone, added = nil, nil, nil, parts
 	}
+	shared := st.shared(prev, gone, added)
+	return shared, nextHostIndex(prevHosts, seed, indexedParts, parts, gone, added, st.counts.hosts)
+}
+
+// shared returns the keys that several parts hold, from prev, those before
+// gone left and added joined, and counts them.
+func (st *serviceState) shared(prev *sharedKeys, gone, added []*part) *sharedKeys {
 	c := st.counts
 	// The keys whose count crosses 2 either way.
 	var addrs []netip.Addr

@@ -201,6 +201,9 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		corefile = "headless cluster.local in-addr.arpa ip6.arpa {\n zonal\n}"
 	}
 	h := sequenceHeadless(t, corefile, nil)
+	// Services of two parts and more find labels through a hostIndex; the
+	// index built from scratch keeps the default and searches its parts.
+	h.index.indexedParts = 2
 	services := []string{"svc-0", "svc-1", "svc-2"}
 	hosts := []string{"web-0", "web-1", "Web-1", "web-2", "web-3", "db-0", "10-0-0-1", "x"}
 	zones := []string{"", "z1", "z2"}

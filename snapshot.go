@@ -20,6 +20,9 @@ type snapshot struct {
 	// answer from several parts must deduplicate; nil when there are none,
 	// as in a service of one slice or of a StatefulSet.
 	shared *sharedKeys
+	// hosts finds the part of a label in a service of many parts; nil for
+	// fewer than minIndexedParts.
+	hosts *hostIndex
 }
 
 // sharedKeys are the addresses and the labels (in lower case) that more
@@ -29,8 +32,8 @@ type sharedKeys struct {
 	hosts map[string]bool
 }
 
-func newSnapshot(name, namespace string, parts []*part, terminating bool, shared *sharedKeys) *snapshot {
-	s := &snapshot{name: name, namespace: namespace, terminating: terminating, parts: parts, shared: shared}
+func newSnapshot(name, namespace string, parts []*part, terminating bool, shared *sharedKeys, hosts *hostIndex) *snapshot {
+	s := &snapshot{name: name, namespace: namespace, terminating: terminating, parts: parts, shared: shared, hosts: hosts}
 	for i, p := range parts {
 		if i > 0 && len(p.all) > 0 {
 			s.allRest = append(s.allRest, segment{part: p, entries: p.all})
@@ -113,6 +116,15 @@ func (s *snapshot) selectAll() selection {
 // selectHost selects the pairs of one endpoint label, in lower case.
 func (s *snapshot) selectHost(host string) selection {
 	sel := selection{snap: s}
+	if s.hosts != nil && (s.shared == nil || !s.shared.hosts[host]) {
+		name, ok := s.hosts.part(host)
+		if p := partNamed(s.parts, name); ok && p != nil {
+			if h, ok := p.host(host); ok {
+				sel.add(p, p.hostEntries(h))
+			}
+		}
+		return sel
+	}
 	for _, p := range s.parts {
 		if h, ok := p.host(host); ok {
 			sel.add(p, p.hostEntries(h))
