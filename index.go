@@ -44,7 +44,7 @@ type index struct {
 	// indexedParts is the number of parts from which a service has a
 	// hostIndex: minIndexedParts, but in tests.
 	indexedParts int
-	modified atomic.Int64 // Unix time of the last change, the SOA serial
+	modified     atomic.Int64 // Unix time of the last change, the SOA serial
 }
 
 // view is one set of headless services and their slices.
