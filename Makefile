@@ -52,10 +52,12 @@ test: coredns tools
 	@cat build/conformance.txt 2>/dev/null || true
 
 # Go benchmarks beside the kubernetes plugin, then test/bench: headless
-# against kubernetes on headless services only, and the production shape
+# against kubernetes on headless services only, the production shape
 # (deploy/Corefile with and without headless on a cluster mix of 20000
-# services, one in ten headless), each on a control plane of its own; writes
-# BENCHMARKS.md and BENCHMARKS.svg in about 30 minutes. BENCH_FLAGS=-large=100000
+# services, one in ten headless), and big services (one of 10000 and one of
+# 50000 endpoints whose slices change, each plugin alone), each on a control
+# plane of its own; writes BENCHMARKS.md and BENCHMARKS.svg in about 31
+# minutes. `go run ./test/bench -only big-service -out FILE` runs one part. BENCH_FLAGS=-large=100000
 # adds the 1M endpoint workload for memory and start time (about 15 more
 # minutes); go run ./test/bench -h lists the other sizes.
 .PHONY: bench

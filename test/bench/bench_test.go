@@ -20,7 +20,9 @@ func TestSmoke(t *testing.T) {
 	_, err := testkit.RSS(os.Getpid())
 	testkit.Require(t, err)
 	out := filepath.Join(t.TempDir(), "BENCH.md")
-	cfg := smokeConfig(config{out: out, chart: strings.TrimSuffix(out, ".md") + ".svg"})
+	gobench := filepath.Join(t.TempDir(), "gobench.txt")
+	testkit.Require(t, os.WriteFile(gobench, []byte(goBenchSample), 0o644))
+	cfg := smokeConfig(config{out: out, chart: strings.TrimSuffix(out, ".md") + ".svg", goBench: gobench})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var log strings.Builder
@@ -31,10 +33,20 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 9 of the all-headless workload, 9 of the production shape.
+	// 9 of the all-headless workload, 8 of the big services (4 a size), 4 in
+	// process, 9 of the production shape.
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 18 {
-		t.Errorf("the report has %d target rows with figures, want 18:\n%s", len(rows), md)
+	if len(rows) != 30 {
+		t.Errorf("the report has %d target rows with figures, want 30:\n%s", len(rows), md)
+	}
+	// The in-process rows, read from the Go benchmark output.
+	for _, want := range []string{
+		"| in process: one slice update, 10000 endpoints (100 slices), time | <= 3x 100 endpoints (1 slice) | 300µs vs 100µs | 3.00x | yes |",
+		"| in process: one slice update, 50000 endpoints (500 slices), bytes allocated | <= 10x 100 endpoints (1 slice) | 1000.0 kB vs 80.0 kB | 12.50x | **no** |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("the report has no row\n%s\n%s", want, md)
+		}
 	}
 	svg, err := os.ReadFile(cfg.chart)
 	if err != nil {
@@ -44,3 +56,12 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("the chart is not an SVG with a bar a target:\n%s", svg)
 	}
 }
+
+// goBenchSample is Go benchmark output with the lines the in-process targets
+// read.
+const goBenchSample = `goos: linux
+BenchmarkServeDNS/seed-A/headless-2           	  535609	      2185 ns/op	     720 B/op	      14 allocs/op
+BenchmarkIndexUpdate/endpoints-100-2          	   10000	    100000 ns/op	   81920 B/op	     124 allocs/op
+BenchmarkIndexUpdate/endpoints-10000-2        	    4000	    300000 ns/op	  163840 B/op	     200 allocs/op
+BenchmarkIndexUpdate/endpoints-50000-2        	    2000	    600000 ns/op	 1024000 B/op	     300 allocs/op
+`

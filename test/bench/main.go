@@ -1,6 +1,8 @@
 // Command bench measures headless against the kubernetes plugin in one run,
 // on the same objects and the same CoreDNS binary, and writes BENCHMARKS.md
-// with a chart. `make bench` runs it; -smoke runs a tiny workload.
+// with a chart. `make bench` runs it; -smoke runs a tiny workload; -only
+// runs some of the scenarios and writes their report elsewhere, such as
+// `go run ./test/bench -only big-service -out /tmp/big.md`.
 package main
 
 import (
@@ -10,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +37,40 @@ type config struct {
 	reps                                     int           // of the recovery and negative caching timings
 	outage                                   time.Duration // of the API server, before a restart
 	settle                                   time.Duration // after a collection, before memory is read
+
+	// The big-service scenario: a service of each size, written bigWrites
+	// times at its rate; no size skips it.
+	big       []bigSize
+	bigWrites int
+
+	// only names the scenarios to run, all when empty.
+	only []string
+}
+
+// The scenarios, each on a control plane of its own, in the order they run.
+const (
+	scenarioHeadless   = "headless"    // headless services only: QPS, memory, programming latency
+	scenarioProduction = "production"  // the production shape: deploy/Corefile on a cluster mix
+	scenarioBig        = "big-service" // one big headless service whose slices change
+)
+
+var scenarios = []string{scenarioHeadless, scenarioProduction, scenarioBig}
+
+// runs reports whether the run measures scenario: it is among -only, or
+// -only is empty and the scenario's size is not 0.
+func (c config) runs(scenario string) bool {
+	if len(c.only) > 0 && !slices.Contains(c.only, scenario) {
+		return false
+	}
+	switch scenario {
+	case scenarioHeadless:
+		return c.services > 0
+	case scenarioProduction:
+		return c.mixServices > 0
+	case scenarioBig:
+		return len(c.big) > 0 && c.bigWrites > 0
+	}
+	return false
 }
 
 func main() {
@@ -52,7 +90,24 @@ func main() {
 	flag.IntVar(&cfg.reps, "reps", 3, "repetitions of the recovery and negative caching timings")
 	flag.DurationVar(&cfg.outage, "outage", 5*time.Second, "how long the API server is down before it restarts")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a garbage collection before memory is read")
+	big := flag.String("big", "10000:10,50000:50", "sizes of the big-service scenario, ENDPOINTS:WRITES_PER_SECOND,...; empty skips it")
+	flag.IntVar(&cfg.bigWrites, "big-writes", 100, "EndpointSlice writes timed at each size of the big-service scenario")
+	only := flag.String("only", "", "run only these scenarios, comma-separated, of "+strings.Join(scenarios, ", ")+
+		"; the report then goes to -out, by default build/BENCHMARKS-<scenarios>.md, not BENCHMARKS.md")
 	flag.Parse()
+	var err error
+	if cfg.big, err = parseBigSizes(*big); err != nil {
+		fail(err)
+	}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(scenarios, s) {
+			fail(fmt.Errorf("-only: no scenario %q (%s)", s, strings.Join(scenarios, ", ")))
+		}
+		cfg.only = append(cfg.only, s)
+	}
 	if *smoke {
 		cfg = smokeConfig(cfg)
 	}
@@ -62,12 +117,19 @@ func main() {
 			fail(err)
 		}
 		cfg.out = filepath.Join(root, "BENCHMARKS.md")
+		if len(cfg.only) > 0 {
+			// A part of a run does not replace the whole report.
+			cfg.out = filepath.Join(root, "build", "BENCHMARKS-"+strings.Join(cfg.only, "+")+".md")
+			if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+				fail(err)
+			}
+		}
 	}
 	cfg.chart = cfg.out[:len(cfg.out)-len(filepath.Ext(cfg.out))] + ".svg"
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, time.Hour)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Minute)
 	defer cancel()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fail(err)
@@ -79,6 +141,7 @@ func main() {
 func smokeConfig(cfg config) config {
 	cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
 	cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, cfg.reps, cfg.outage, cfg.settle = 40, 10, 10, 1, time.Second, time.Second
+	cfg.big, cfg.bigWrites = []bigSize{{300, 10}, {1000, 50}}, 5
 	return cfg
 }
 

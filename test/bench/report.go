@@ -28,6 +28,10 @@ type report struct {
 	latency map[string][]time.Duration
 
 	prod production
+
+	bigSizes []bigSize
+	big      map[string]map[string]bigResult // by size, then kind
+	bigLoad  map[string]time.Duration        // by size
 }
 
 // traffic is what a process received from the API server through its meter.
@@ -56,6 +60,8 @@ func newReport(cfg config) *report {
 		procs:   map[string]map[string]procResult{},
 		qps:     map[string]float64{},
 		latency: map[string][]time.Duration{},
+		big:     map[string]map[string]bigResult{},
+		bigLoad: map[string]time.Duration{},
 		prod: production{
 			procs: map[string]procResult{}, received: map[string]traffic{}, qps: map[string]float64{},
 			relist: map[string]relistResult{}, recovery: map[string][]time.Duration{}, negative: map[string][]time.Duration{},
@@ -178,31 +184,61 @@ func (r *report) targets() []target {
 
 // write writes the Markdown report and the chart.
 func (r *report) write() error {
-	var ts, prod []target
-	if r.cfg.services > 0 {
-		ts = r.targets()
-	}
-	if r.cfg.mixServices > 0 {
-		prod = r.prod.targets()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured on %s by `make bench` (`test/bench`), %s, on %s, in %s.\n",
-		r.date.Format("2006-01-02 15:04 UTC"), goVersion(), machine(), r.total.Round(time.Second))
-	b.WriteString("One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless) and a local etcd and kube-apiserver; the server is pinned to CPU 0 with taskset and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1. ")
-	fmt.Fprintf(&b, "The first sections compare headless with the kubernetes plugin on a cluster of headless services only; [Production shape](#production-shape) compares `deploy/Corefile` with and without headless on a cluster where one service in %d is headless.\n\n", r.cfg.headlessEvery)
-	fmt.Fprintf(&b, "![headless against kubernetes, the drop-in against stock](%s)\n\n", filepath.Base(r.cfg.chart))
-	if r.cfg.services > 0 {
-		r.writeHeadless(&b, ts)
-	}
-	if r.cfg.mixServices > 0 {
-		r.prod.write(&b, r.cfg, prod)
-	}
 	if r.cfg.goBench != "" {
 		gb, err := os.ReadFile(r.cfg.goBench)
 		if err != nil {
 			return err
 		}
 		r.goBench = string(gb)
+	}
+	var ts, prod []target
+	if r.cfg.runs(scenarioHeadless) {
+		ts = r.targets()
+	}
+	if r.cfg.runs(scenarioBig) {
+		ts = append(ts, r.bigTargets()...)
+	}
+	ts = append(ts, r.inProcessTargets()...)
+	if r.cfg.runs(scenarioProduction) {
+		prod = r.prod.targets()
+	}
+	var b strings.Builder
+	by := "`make bench` (`test/bench`)"
+	if len(r.cfg.only) > 0 {
+		by = fmt.Sprintf("`go run ./test/bench -only %s` (a part of `make bench`)", strings.Join(r.cfg.only, ","))
+	}
+	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured on %s by %s, %s, on %s, in %s.\n",
+		r.date.Format("2006-01-02 15:04 UTC"), by, goVersion(), machine(), r.total.Round(time.Second))
+	b.WriteString("One CoreDNS binary (`./coredns`, CoreDNS with every in-tree plugin plus headless) and a local etcd and kube-apiserver; the server is pinned to CPU 0 with taskset")
+	if r.cfg.runs(scenarioHeadless) || r.cfg.runs(scenarioProduction) {
+		b.WriteString(" and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1")
+	}
+	b.WriteString(". ")
+	var parts []string
+	if r.cfg.runs(scenarioHeadless) {
+		parts = append(parts, "the first sections compare headless with the kubernetes plugin on a cluster of headless services only")
+	}
+	if r.cfg.runs(scenarioBig) {
+		parts = append(parts, "[Big services](#big-services) compares headless with the kubernetes plugin, each alone, on one headless service of many endpoints whose slices change at a steady rate")
+	}
+	if r.cfg.runs(scenarioProduction) {
+		parts = append(parts, fmt.Sprintf("[Production shape](#production-shape) compares `deploy/Corefile` with and without headless on a cluster where one service in %d is headless", r.cfg.headlessEvery))
+	}
+	if len(parts) > 0 {
+		p := strings.Join(parts, "; ")
+		fmt.Fprintf(&b, "%s%s.\n\n", strings.ToUpper(p[:1]), p[1:])
+	}
+	fmt.Fprintf(&b, "![headless against kubernetes, the drop-in against stock](%s)\n\n", filepath.Base(r.cfg.chart))
+	if r.cfg.runs(scenarioHeadless) {
+		r.writeHeadless(&b, ts)
+	} else {
+		writeTargets(&b, ts)
+	}
+	if r.cfg.runs(scenarioBig) {
+		r.writeBig(&b)
+	}
+	if r.cfg.runs(scenarioProduction) {
+		r.prod.write(&b, r.cfg, prod)
 	}
 	if r.goBench != "" {
 		b.WriteString("\n## Go benchmarks\n\nThe query path in-process (`go test -run '^$' -bench . -benchmem .`), both plugins watching the same local API server; allocs/op counts every allocation of ServeDNS, including the reply message handed to the writer.\n\n```\n")
@@ -220,10 +256,7 @@ func (r *report) writeHeadless(b *strings.Builder, ts []target) {
 	fmt.Fprintf(b, "The same objects for both plugins: the seed document's consul-server (8 ports, 3 pods) and %d headless services x %d endpoints x 2 ports. ", r.cfg.services, r.cfg.endpoints)
 	fmt.Fprintf(b, "Each QPS figure is the best of %d runs of %s. Memory is the resident set (VmRSS) of a process serving one plugin alone, read once it answers for the last service loaded, a garbage collection has run (the *pprof* plugin's heap profile with `gc=1`) and %s have passed, minus the same for a process serving only `whoami`; the live heap (`HeapAlloc` right after the collection) is read at the same time. Programming latency is the time from the API server acknowledging an EndpointSlice update to the new name being answered, polled every millisecond, while dnsperf sends 3000 qps of the mixed workload to each plugin. ", r.cfg.rounds, r.cfg.duration, r.cfg.settle)
 	fmt.Fprintf(b, "Loading the objects took %s.\n\n", r.loadTime.Round(time.Second))
-	b.WriteString("## Targets\n\n| target | wanted | headless vs kubernetes | ratio | met |\n| --- | --- | --- | --- | --- |\n")
-	for _, t := range ts {
-		fmt.Fprintf(b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
-	}
+	writeTargets(b, ts)
 	b.WriteString("\n## Raw figures\n\n| workload | kubernetes qps | headless qps | whoami qps |\n| --- | --- | --- | --- |\n")
 	for _, w := range []string{seedA, seedSRV, mix} {
 		fmt.Fprintf(b, "| %s | %.0f | %.0f | %s |\n", w, r.qps[w+"/"+kubernetesKind], r.qps[w+"/"+headless], orDash(r.qps[w+"/"+whoami]))
@@ -241,6 +274,15 @@ func (r *report) writeHeadless(b *strings.Builder, ts []target) {
 		ds := r.latency[kind]
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %s |\n", kind, len(ds), percentile(ds, 0.5).Round(100*time.Microsecond),
 			percentile(ds, 0.99).Round(100*time.Microsecond), percentile(ds, 1).Round(100*time.Microsecond))
+	}
+}
+
+// writeTargets writes the table of targets of the sections on headless
+// against kubernetes, and of the Go benchmarks.
+func writeTargets(b *strings.Builder, ts []target) {
+	b.WriteString("## Targets\n\n| target | wanted | headless vs kubernetes | ratio | met |\n| --- | --- | --- | --- | --- |\n")
+	for _, t := range ts {
+		fmt.Fprintf(b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
 	}
 }
 

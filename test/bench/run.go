@@ -20,10 +20,15 @@ const (
 	headless       = "headless"
 )
 
-// run measures the all-headless workload on one local control plane and
-// the production shape on another, and writes the report.
+// run measures the all-headless workload on one local control plane, the
+// production shape on another and the big services on a third (those of
+// cfg.only, when it names some), and writes the report.
 func run(ctx context.Context, cfg config, log io.Writer) error {
-	for _, tool := range []string{"dnsperf", "taskset"} {
+	tools := []string{"taskset"}
+	if cfg.runs(scenarioHeadless) || cfg.runs(scenarioProduction) {
+		tools = append(tools, "dnsperf")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is missing: apt-get install %s", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
 		}
@@ -41,14 +46,14 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 	rep := newReport(cfg)
 	start := time.Now()
 	b := &bench{cfg: cfg, bin: bin, dir: dir, log: log, rep: rep, files: map[string]string{}}
-	if cfg.services > 0 {
-		if err := runHeadless(ctx, b); err != nil {
-			return err
-		}
-	}
-	if cfg.mixServices > 0 {
-		if err := runProduction(ctx, b); err != nil {
-			return err
+	for _, s := range []struct {
+		name string
+		run  func(context.Context, *bench) error
+	}{{scenarioHeadless, runHeadless}, {scenarioProduction, runProduction}, {scenarioBig, runBigService}} {
+		if cfg.runs(s.name) {
+			if err := s.run(ctx, b); err != nil {
+				return err
+			}
 		}
 	}
 	rep.total = time.Since(start)

@@ -168,7 +168,6 @@ func mixObjects(name string, first, n int, headless bool) testkit.Objects {
 	if headless {
 		svc = testkit.Headless(mixNamespace, name, svcPorts...)
 	}
-	yes, no := true, false
 	eps := make([]discovery.Endpoint, n)
 	for j := range n {
 		k := first + j
@@ -176,18 +175,26 @@ func mixObjects(name string, first, n int, headless bool) testkit.Objects {
 		if headless {
 			pod, host = fmt.Sprintf("%s-%d", name, j), fmt.Sprintf("pod-%d", j)
 		}
-		e := testkit.Pod(testkit.Endpoint(benchAddr(k).String(), host), pod)
-		e.TargetRef.Namespace = mixNamespace
-		e.TargetRef.UID = types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012x", k))
-		e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
-		node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
-		e.NodeName, e.Zone = &node, &zone
-		eps[j] = e
+		eps[j] = controllerEndpoint(mixNamespace, pod, host, benchAddr(k), k)
 	}
 	return testkit.Objects{
 		Services: []*core.Service{svc},
 		Slices:   []*discovery.EndpointSlice{testkit.Slice(mixNamespace, name, name+"-x7k2p", discovery.AddressTypeIPv4, ports, eps...)},
 	}
+}
+
+// controllerEndpoint is an endpoint as the EndpointSlice controller writes
+// it: ready, serving and not terminating, with its pod, node and zone; k
+// numbers the pod, for its UID, node and zone.
+func controllerEndpoint(namespace, pod, host string, addr netip.Addr, k int) discovery.Endpoint {
+	yes, no := true, false
+	e := testkit.Pod(testkit.Endpoint(addr.String(), host), pod)
+	e.TargetRef.Namespace = namespace
+	e.TargetRef.UID = types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012x", k))
+	e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
+	node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
+	e.NodeName, e.Zone = &node, &zone
+	return e
 }
 
 // mixProbes are names that each setup answers only once it has the last
