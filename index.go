@@ -400,8 +400,8 @@ func (ix *index) refresh(multicluster bool, key string) bool {
 		gone = old.parts
 		st.counts = nil
 	}
-	if old == nil && snap == nil && (st.headless || len(st.slices) > 0) {
-		return false
+	if snap == old && (st.headless || len(st.slices) > 0) {
+		return false // nothing changed, or nothing to serve
 	}
 
 	ix.mu.Lock()
