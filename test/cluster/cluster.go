@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,7 +60,9 @@ type Options struct {
 	// turn; by default the three of the package's Zones.
 	Zones []string
 	// PodCIDR is where kwok takes pod addresses from, by default
-	// 10.244.0.0/16. Nothing connects to them.
+	// 10.244.0.0/16, and 10.244.0.0/16,fd00:10:244::/56 when ServiceCIDR
+	// is dual-stack. Nothing connects to them. With two, each node gets a
+	// subnet of each (a /24, a /64) and its pods an address of each family.
 	PodCIDR string
 }
 
@@ -79,6 +82,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PodCIDR == "" {
 		o.PodCIDR = "10.244.0.0/16"
+		if strings.Contains(o.ServiceCIDR, ",") {
+			o.PodCIDR = "10.244.0.0/16,fd00:10:244::/56"
+		}
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -85,12 +86,30 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 // lock (PodController.ipPool loads, then stores), so pods that get the first
 // addresses at once, as a Parallel StatefulSet's do, can draw from two pools
 // and get the same address.
+//
+// With a pod CIDR per family, each node has subnets of its own, each a pool:
+// a first pod on each node then.
 func (c *Cluster) warmUpPodIPs(ctx context.Context) error {
+	nodes := 1
+	if strings.Contains(c.opts.PodCIDR, ",") {
+		nodes = c.opts.Nodes
+	}
+	for i := range nodes {
+		if err := c.warmUpNode(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warmUpNode has kwok give an address to a first pod on node i, and deletes
+// it.
+func (c *Cluster) warmUpNode(ctx context.Context, i int) error {
 	grace := int64(0)
 	pod := &core.Pod{
-		ObjectMeta: meta.ObjectMeta{Name: "kwok-warm-up", Namespace: meta.NamespaceSystem},
+		ObjectMeta: meta.ObjectMeta{Name: "kwok-warm-up-" + strconv.Itoa(i), Namespace: meta.NamespaceSystem},
 		Spec: core.PodSpec{
-			NodeName:                      NodeName(0),
+			NodeName:                      NodeName(i),
 			Containers:                    []core.Container{{Name: "pause", Image: "registry.k8s.io/pause:3.10"}},
 			TerminationGracePeriodSeconds: &grace,
 		},
@@ -188,7 +207,7 @@ func (c *Cluster) startKwok(bin, stages string, port int) error {
 		"--config=" + stages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=fake",
-		"--cidr=" + c.opts.PodCIDR,
+		"--cidr=" + strings.Split(c.opts.PodCIDR, ",")[0],
 		"--node-ip=127.0.0.1",
 		"--server-address=" + testkit.Addr(port),
 	}
@@ -221,11 +240,47 @@ func (c *Cluster) createNodes(ctx context.Context) error {
 				ZoneLabel:                c.opts.Zones[i%len(c.opts.Zones)],
 			},
 		}}
+		if cidrs := strings.Split(c.opts.PodCIDR, ","); len(cidrs) > 1 {
+			for _, cidr := range cidrs {
+				sub, err := nodeSubnet(cidr, i)
+				if err != nil {
+					return err
+				}
+				node.Spec.PodCIDRs = append(node.Spec.PodCIDRs, sub)
+			}
+			node.Spec.PodCIDR = node.Spec.PodCIDRs[0]
+		}
 		if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, meta.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// nodeSubnet returns the subnet of node i in cidr: its i-th /24 for IPv4,
+// its i-th /64 for IPv6, as node IPAM would give them.
+func nodeSubnet(cidr string, i int) (string, error) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(cidr))
+	if err != nil {
+		return "", err
+	}
+	bits := 64
+	if p.Addr().Is4() {
+		bits = 24
+	}
+	if p.Bits() > bits || bits-p.Bits() < 31 && i >= 1<<(bits-p.Bits()) {
+		return "", fmt.Errorf("pod CIDR %s has no /%d subnet for node %d", cidr, bits, i)
+	}
+	b := p.Masked().Addr().AsSlice()
+	// Add i to the address's first bits/8 bytes, as a big-endian number.
+	carry := uint(i)
+	for k := bits/8 - 1; k >= 0 && carry > 0; k-- {
+		sum := uint(b[k]) + carry
+		b[k] = byte(sum)
+		carry = sum >> 8
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return netip.PrefixFrom(a, bits).String(), nil
 }
 
 // waitForNodes waits until every fake node is Ready, which kwok does, and

@@ -40,10 +40,22 @@ func TestDemo(t *testing.T) {
 	if len(ips) != 3 {
 		t.Fatalf("the demo does not show 3 consul-server pods Running on the fake nodes (%v):\n%s", ips, out.String())
 	}
+	// The endpoints of the slice, in the slice's order, one column each.
+	shown := false
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && strings.HasPrefix(f[0], "consul-server-") && f[3] == "true,true,true" {
+			hosts := strings.Split(f[1], ",")
+			slices.Sort(hosts)
+			shown = slices.Equal(hosts, []string{"consul-server-0", "consul-server-1", "consul-server-2"}) && strings.Count(f[5], "us-east-1") == 3
+		}
+	}
+	if !shown {
+		t.Errorf("the demo does not show the slice's 3 ready endpoints with their hostnames and zones:\n%s", out.String())
+	}
 	for _, want := range []string{
 		"$ kubectl get pods -o wide\n",
 		"$ kubectl get endpointslices -l kubernetes.io/service-name=consul-server -o wide\n",
-		"consul-server-0,consul-server-1,consul-server-2",
 		"+bufsize=4096 consul-server.default.svc.cluster.local. SRV\n",
 		"consul-server.default.svc.cluster.local.\t5\tIN\tA\t" + ips["consul-server-1"] + "\n",
 		"consul-server.default.svc.cluster.local.\t5\tIN\tSRV\t0 4 8301 consul-server-2.consul-server.default.svc.cluster.local.",

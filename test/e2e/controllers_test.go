@@ -14,6 +14,7 @@ import (
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestControllers runs workloads on a control plane of its own with the
@@ -21,7 +22,8 @@ import (
 // that the EndpointSlices are the EndpointSlice controller's, not the
 // fixtures': the seed's consul-server as its user made it (Parallel, with
 // publishNotReadyAddresses), then a StatefulSet (OrderedReady) scaled up and
-// down, a Parallel one of 8 shaped like a training job, a Deployment whose
+// down, a Parallel one of 8 shaped like a training job and its rolling
+// restart, a Deployment whose
 // pods share a hostname and subdomain, a selectorless Service with Endpoints
 // that the mirroring controller copies into slices, a pod whose readiness
 // flips, and a deleted Service whose slices the garbage collector removes. After each step, headless alone and in front of
@@ -99,6 +101,16 @@ func TestControllers(t *testing.T) {
 		waitForEndpoints(t, e, ns, "workers", 8)
 		waitServed(t, e, "workers.training.svc.cluster.local.", 8)
 		t.Logf("8 pods (Parallel) served in %v", time.Since(begin).Round(time.Millisecond))
+		compareNamespace(t, e, ns, &c)
+	})
+
+	t.Run("rollout", func(t *testing.T) {
+		const ns = "training"
+		begin := time.Now()
+		restart(t, e, ns, "workers")
+		waitForEndpoints(t, e, ns, "workers", 8)
+		waitServed(t, e, "workers.training.svc.cluster.local.", 8)
+		t.Logf("8 pods replaced one by one (kubectl rollout restart) and served in %v", time.Since(begin).Round(time.Millisecond))
 		compareNamespace(t, e, ns, &c)
 	})
 
@@ -210,6 +222,29 @@ func waitServed(t *testing.T, e *env, name string, n int) {
 			return r.Rcode == dns.RcodeSuccess && len(r.Answer) == n, r.String()
 		})
 	}
+}
+
+// restart restarts the pods of the StatefulSet namespace/name, as kubectl
+// rollout restart does, and waits until every pod is of the new revision
+// and Ready.
+func restart(t *testing.T, e *env, namespace, name string) {
+	t.Helper()
+	api := e.cluster.Client.AppsV1().StatefulSets(namespace)
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
+	sts, err := api.Patch(t.Context(), name, types.StrategicMergePatchType, []byte(patch), meta.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	generation := sts.Generation
+	testkit.Eventually(t, 2*time.Minute, "the rollout of "+namespace+"/"+name, func() (bool, string) {
+		s, err := api.Get(t.Context(), name, meta.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		st := s.Status
+		return st.ObservedGeneration >= generation && st.UpdateRevision == st.CurrentRevision && st.UpdatedReplicas == *s.Spec.Replicas &&
+			st.ReadyReplicas == *s.Spec.Replicas, fmt.Sprintf("%+v", st)
+	})
 }
 
 // scale sets the replicas of the StatefulSet namespace/name, as kubectl
@@ -343,4 +378,49 @@ func deref[T any](p *T, def T) T {
 		return def
 	}
 	return *p
+}
+
+// TestControllersDualStack runs the seed's consul-server and a Parallel
+// StatefulSet on a dual-stack control plane with controllers, whose fake
+// nodes give each pod an IPv4 and an IPv6 address: the EndpointSlice
+// controller writes a slice per family, and headless alone and in front of
+// kubernetes must answer every name as kubernetes alone does.
+func TestControllersDualStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane with controllers")
+	}
+	e, err := start(cluster.Options{Controllers: true, ServiceCIDR: "10.96.0.0/16,fd00:10:96::/112"})
+	testkit.Require(t, err)
+	defer e.stop()
+	named = append(named, e)
+	ctx := t.Context()
+	var c tally
+	w := testkit.ConsulServer("default", 3)
+	training := testkit.Headless("default", "workers", testkit.ServicePort("nccl", 29500, core.ProtocolTCP))
+	w.Services = append(w.Services, training)
+	w.StatefulSets = append(w.StatefulSets, testkit.StatefulSet("default", "workers", "workers", 8, true))
+	begin := time.Now()
+	if err := w.Create(ctx, e.cluster.Client); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		name string
+		n    int
+	}{{"consul-server", 3}, {"workers", 8}} {
+		// An endpoint per pod in the slice of each family.
+		sl := waitForEndpoints(t, e, "default", s.name, 2*s.n)
+		families := map[discovery.AddressType]int{}
+		for _, x := range sl {
+			families[x.AddressType] += len(x.Endpoints)
+		}
+		if families[discovery.AddressTypeIPv4] != s.n || families[discovery.AddressTypeIPv6] != s.n {
+			t.Errorf("%s: endpoints per family %v, want %d of each:\n%s", s.name, families, s.n, describe(sl))
+		}
+		waitServed(t, e, s.name+".default.svc.cluster.local.", s.n)
+	}
+	t.Logf("dual-stack slices served in %v", time.Since(begin).Round(time.Millisecond))
+	compareNamespace(t, e, "default", &c)
+	if c.different > 0 || c.same == 0 {
+		t.Errorf("dual stack: %d comparisons, %d different", c.same+c.different, c.different)
+	}
 }
