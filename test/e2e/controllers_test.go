@@ -399,6 +399,10 @@ func TestControllersDualStack(t *testing.T) {
 	training := testkit.Headless("default", "workers", testkit.ServicePort("nccl", 29500, core.ProtocolTCP))
 	w.Services = append(w.Services, training)
 	w.StatefulSets = append(w.StatefulSets, testkit.StatefulSet("default", "workers", "workers", 8, true))
+	// A Service is single-stack unless it asks for both families.
+	for _, s := range w.Services {
+		s.Spec.IPFamilyPolicy = ptrTo(core.IPFamilyPolicyRequireDualStack)
+	}
 	begin := time.Now()
 	if err := w.Create(ctx, e.cluster.Client); err != nil {
 		t.Fatal(err)
@@ -424,3 +428,6 @@ func TestControllersDualStack(t *testing.T) {
 		t.Errorf("dual stack: %d comparisons, %d different", c.same+c.different, c.different)
 	}
 }
+
+// ptrTo returns a pointer to v.
+func ptrTo[T any](v T) *T { return &v }
