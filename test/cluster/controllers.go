@@ -21,9 +21,10 @@ import (
 
 // The controllers a cluster with Options.Controllers runs: those that DNS
 // depends on, those that make the workloads that feed them, and what they
-// need. Left out: the endpoints controller (the mirroring controller then
-// mirrors every Endpoints object written by hand, which is what a
-// selectorless Service's owner does), IPAM, the cloud, volumes, certificates.
+// need. Left out: the endpoints controller, whose Endpoints nothing here
+// reads (the mirroring controller mirrors only those of Services without a
+// selector, which their owner writes), node IPAM (the nodes get their pod
+// CIDRs when created), the cloud, volumes, certificates, quotas.
 var controllers = []string{
 	"endpointslice-controller",
 	"endpointslice-mirroring-controller",
