@@ -21,12 +21,13 @@ import (
 // controllers and three fake nodes (test/cluster Options.Controllers), so
 // that the EndpointSlices are the EndpointSlice controller's, not the
 // fixtures': the seed's consul-server as its user made it (Parallel, with
-// publishNotReadyAddresses), then a StatefulSet (OrderedReady) scaled up and
-// down, a Parallel one of 8 shaped like a training job and its rolling
-// restart, a Deployment whose
-// pods share a hostname and subdomain, a selectorless Service with Endpoints
-// that the mirroring controller copies into slices, a pod whose readiness
-// flips, and a deleted Service whose slices the garbage collector removes. After each step, headless alone and in front of
+// publishNotReadyAddresses), then a StatefulSet (OrderedReady) scaled up
+// and down, a Parallel one of 8 shaped like a training job and its rolling
+// restart, a Deployment whose pods share a hostname and subdomain, a
+// selectorless Service with Endpoints that the mirroring controller copies
+// into slices, a pod whose readiness flips, behind a Service that publishes
+// not ready addresses too, and a deleted Service whose slices the garbage
+// collector removes. After each step, headless alone and in front of
 // kubernetes must answer every name of the namespace as kubernetes alone
 // does, over UDP and TCP, in the drop-in listeners and in the full ones
 // (zonal, with the nodes' zones).
@@ -169,6 +170,30 @@ func TestControllers(t *testing.T) {
 			t.Logf("web-0 ready=%v served in %v", ready, time.Since(begin).Round(time.Millisecond))
 			compareNamespace(t, e, ns, &c)
 		}
+	})
+
+	t.Run("publishNotReadyAddresses", func(t *testing.T) {
+		// consul-server publishes the addresses of pods that are not
+		// ready: the controller keeps their endpoints ready, and says
+		// they are not serving.
+		setReady(t, e, "default", "consul-server-0", false)
+		testkit.Eventually(t, time.Minute, "consul-server-0 not serving in the slices", func() (bool, string) {
+			s, err := testkit.ServiceSlices(ctx, client, "default", "consul-server")
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, sl := range s {
+				for _, ep := range sl.Endpoints {
+					if deref(ep.Hostname, "") == "consul-server-0" {
+						return deref(ep.Conditions.Ready, true) && !deref(ep.Conditions.Serving, true), describe(s)
+					}
+				}
+			}
+			return false, describe(s)
+		})
+		waitServed(t, e, "consul-server.default.svc.cluster.local.", 3)
+		compareNamespace(t, e, "default", &c)
+		setReady(t, e, "default", "consul-server-0", true)
 	})
 
 	t.Run("deleted", func(t *testing.T) {
