@@ -31,8 +31,10 @@ coredns: $(BUILD)/.prepared $(SOURCES)
 		go build -C $(BUILD) -tags="$(GOTAGS)" -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=headless" -o $(CURDIR)/coredns .
 
 # etcd, kube-apiserver and kubectl for the end-to-end tests and the demo,
-# built once into ~/.cache/headless/bin (HEADLESS_CACHE moves it); it says
-# what it builds and how long that takes, and nothing when all are there.
+# and kube-controller-manager, kube-scheduler and kwok for their control
+# planes with controllers and fake nodes, built once into
+# ~/.cache/headless/bin (HEADLESS_CACHE moves it); it says what it builds and
+# how long that takes, and nothing when all are there.
 .PHONY: tools
 tools:
 	@go run ./test/cluster/cmd/buildtools
@@ -66,8 +68,9 @@ bench: coredns tools
 	go test -run '^$$' -bench . -benchmem -count 1 . | grep -E '^(Benchmark|goos|goarch|cpu)' > build/gobench.txt
 	go run ./test/bench -gobench build/gobench.txt $(BENCH_FLAGS)
 
-# The local control plane with the seed objects and CoreDNS on
-# Corefile.example, until Ctrl-C. The demo runs as a binary of its own, not
+# The local control plane with controllers and fake nodes, the seed's
+# consul-server Service and StatefulSet, and CoreDNS on Corefile.example,
+# until Ctrl-C. The demo runs as a binary of its own, not
 # with go run, and takes the terminal, so that Ctrl-C stops it alone and make
 # exits with status 0. Built without cgo, as ./coredns is, it reuses the
 # packages of that build.

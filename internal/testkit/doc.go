@@ -1,6 +1,8 @@
 // Package testkit is what every test of the repository stands on, as
 // CoreDNS's test/ package stands on its server helpers: the objects
-// (Consul, Headless, Slice, Endpoint, Apply, ...), a Corefile of server
+// (Consul, Headless, Slice, Endpoint, Apply, ...), the workloads that a
+// control plane with controllers turns into pods and slices (ConsulServer,
+// StatefulSet, Deployment, WaitForEndpoints), a Corefile of server
 // blocks (Block), the CoreDNS binary and the server it runs (Binary, Start),
 // the child-process runner the control plane of test/cluster uses too
 // (StartProcess), DNS questions (NewQuery, Exchange, Query, Records),

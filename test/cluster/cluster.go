@@ -1,5 +1,9 @@
 // Package cluster starts a local Kubernetes control plane, etcd and
-// kube-apiserver without controllers or nodes, for end-to-end tests.
+// kube-apiserver, for end-to-end tests. Without controllers or nodes by
+// default, so that tests write every object the plugin reads; with
+// Options.Controllers, kube-controller-manager, kube-scheduler and kwok,
+// which runs the pods of fake nodes without a container runtime: the
+// EndpointSlices are then the controllers'.
 //
 // Everything listens on 127.0.0.1, on ports picked at run time, so that
 // several clusters can run at once. The API server authenticates a static
@@ -12,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +45,25 @@ type Options struct {
 	// ExtraAPIServerArgs are appended to the kube-apiserver flags, so they
 	// override the defaults.
 	ExtraAPIServerArgs []string
+
+	// Controllers runs kube-controller-manager (the EndpointSlice,
+	// mirroring, StatefulSet, ReplicaSet, Deployment, Job, garbage
+	// collector, namespace, service account and node lifecycle
+	// controllers), kube-scheduler and kwok, with Nodes fake nodes; Start
+	// returns once the nodes are Ready and schedulable. The first Start
+	// builds them (see ControllerBinaries).
+	Controllers bool
+	// Nodes is how many fake nodes, node-0 and on, kwok runs the pods of:
+	// by default 3 with Controllers. Nodes above 0 implies Controllers.
+	Nodes int
+	// Zones are the nodes' topology.kubernetes.io/zone labels, given in
+	// turn; by default the three of the package's Zones.
+	Zones []string
+	// PodCIDR is where kwok takes pod addresses from, by default
+	// 10.244.0.0/16, and 10.244.0.0/16,fd00:10:244::/56 when ServiceCIDR
+	// is dual-stack. Nothing connects to them. With two, each node gets a
+	// subnet of each (a /24, a /64) and its pods an address of each family.
+	PodCIDR string
 }
 
 // withDefaults returns o with its zero fields defaulted.
@@ -47,8 +71,26 @@ func (o Options) withDefaults() Options {
 	if o.ServiceCIDR == "" {
 		o.ServiceCIDR = "10.96.0.0/16"
 	}
+	if o.Nodes > 0 {
+		o.Controllers = true
+	}
+	if o.Controllers && o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if len(o.Zones) == 0 {
+		o.Zones = Zones
+	}
+	if o.PodCIDR == "" {
+		o.PodCIDR = "10.244.0.0/16"
+		if strings.Contains(o.ServiceCIDR, ",") {
+			o.PodCIDR = "10.244.0.0/16,fd00:10:244::/56"
+		}
+	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 60 * time.Second
+		if o.Controllers {
+			o.StartTimeout = 2 * time.Minute
+		}
 	}
 	return o
 }
@@ -73,10 +115,12 @@ type Cluster struct {
 	etcdURL               string
 	port                  int // of the API server
 
-	mu        sync.Mutex
-	etcd      *testkit.Process
-	apiserver *testkit.Process
-	stopped   bool
+	mu                           sync.Mutex
+	etcd                         *testkit.Process
+	apiserver                    *testkit.Process
+	controllerManager, scheduler *testkit.Process
+	kwok                         *testkit.Process
+	stopped                      bool
 }
 
 // Start starts etcd and kube-apiserver, building them first if needed (see
@@ -89,6 +133,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	etcdBin, apiserverBin, err := Binaries()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Controllers {
+		if _, err := controllerBins(); err != nil {
+			return nil, err
+		}
 	}
 	// A port picked free can be taken before the server binds it: retry.
 	for range 3 {
@@ -129,7 +178,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startAPIServer(ctx); err != nil {
 		return err
 	}
-	return c.connect()
+	if err := c.connect(); err != nil {
+		return err
+	}
+	if c.opts.Controllers {
+		return c.startControllers(ctx)
+	}
+	return nil
 }
 
 // prepare picks the API server's port and writes its token and key files.
@@ -166,7 +221,8 @@ func (c *Cluster) connect() error {
 	return err
 }
 
-// Stop stops the API server, then etcd, and removes the work directory
+// Stop stops kwok, the scheduler and the controller manager if they run,
+// the API server, then etcd, and removes the work directory
 // unless Options.KeepDir. It can be called more than once.
 func (c *Cluster) Stop() {
 	c.mu.Lock()
@@ -175,6 +231,9 @@ func (c *Cluster) Stop() {
 		return
 	}
 	c.stopped = true
+	c.kwok.Stop()
+	c.scheduler.Stop()
+	c.controllerManager.Stop()
 	c.apiserver.Stop()
 	c.etcd.Stop()
 	if !c.opts.KeepDir {
@@ -182,9 +241,16 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Logs returns the paths of the etcd and kube-apiserver log files.
+// Logs returns the paths of the etcd and kube-apiserver log files, and
+// those of the controllers with Options.Controllers.
 func (c *Cluster) Logs() string {
-	return fmt.Sprintf("etcd: %s, kube-apiserver: %s", c.path("etcd.log"), c.path("kube-apiserver.log"))
+	s := fmt.Sprintf("etcd: %s, kube-apiserver: %s", c.path("etcd.log"), c.path("kube-apiserver.log"))
+	if c.opts.Controllers {
+		for _, name := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
+			s += fmt.Sprintf(", %s: %s", name, c.path(name+".log"))
+		}
+	}
+	return s
 }
 
 // path returns the path of name in the work directory.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +14,13 @@ import (
 	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
+	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestDemo runs the demo the way `make demo` does, printing instead of
-// serving, and checks that it shows the seed document's answers.
+// serving, and checks that it shows the pods that the controllers made, on
+// the fake nodes, their slice, and the seed document's answers with the
+// pods' addresses.
 func TestDemo(t *testing.T) {
 	testkit.Require(t, testkit.Supported())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -25,11 +29,37 @@ func TestDemo(t *testing.T) {
 	if err := run(ctx, &out, true); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
+	// kubectl get pods -o wide: NAME READY STATUS RESTARTS AGE IP NODE ...
+	ips := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 7 && strings.HasPrefix(f[0], "consul-server-") && f[1] == "1/1" && f[2] == "Running" && strings.HasPrefix(f[6], "node-") {
+			ips[f[0]] = f[5]
+		}
+	}
+	if len(ips) != 3 {
+		t.Fatalf("the demo does not show 3 consul-server pods Running on the fake nodes (%v):\n%s", ips, out.String())
+	}
+	// The endpoints of the slice, in the slice's order, one column each.
+	shown := false
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && strings.HasPrefix(f[0], "consul-server-") && f[3] == "true,true,true" {
+			hosts := strings.Split(f[1], ",")
+			slices.Sort(hosts)
+			shown = slices.Equal(hosts, []string{"consul-server-0", "consul-server-1", "consul-server-2"}) && strings.Count(f[5], "us-east-1") == 3
+		}
+	}
+	if !shown {
+		t.Errorf("the demo does not show the slice's 3 ready endpoints with their hostnames and zones:\n%s", out.String())
+	}
 	for _, want := range []string{
+		"$ kubectl get pods -o wide\n",
+		"$ kubectl get endpointslices -l kubernetes.io/service-name=consul-server -o wide\n",
 		"+bufsize=4096 consul-server.default.svc.cluster.local. SRV\n",
-		"consul-server.default.svc.cluster.local.\t5\tIN\tA\t10.244.1.10",
+		"consul-server.default.svc.cluster.local.\t5\tIN\tA\t" + ips["consul-server-1"] + "\n",
 		"consul-server.default.svc.cluster.local.\t5\tIN\tSRV\t0 4 8301 consul-server-2.consul-server.default.svc.cluster.local.",
-		"consul-server-0.consul-server.default.svc.cluster.local.\t5\tIN\tA\t10.244.1.10",
+		"consul-server-0.consul-server.default.svc.cluster.local.\t5\tIN\tA\t" + ips["consul-server-0"] + "\n",
 		"status: NOERROR",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -39,8 +69,8 @@ func TestDemo(t *testing.T) {
 }
 
 // TestExamples runs the kubectl command that the demo's hints print, which
-// applies examples/statefulset.yaml, and checks that the example's names
-// then resolve.
+// applies examples/statefulset.yaml, then applies examples/training.yaml,
+// and checks that the examples' names resolve to their pods' addresses.
 func TestExamples(t *testing.T) {
 	testkit.Require(t, testkit.Supported())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -68,6 +98,33 @@ func TestExamples(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", apply, err, b)
 	}
+	training := d.apply(d.rel(filepath.Join(d.root, filepath.FromSlash(training))))
+	cmd = exec.CommandContext(ctx, training.args[0], training.args[1:]...)
+	cmd.Env = append(os.Environ(), training.env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", training, err, b)
+	}
+	client := d.cluster.Client
+	for _, w := range []struct {
+		service string
+		n       int
+	}{{"web", 2}, {"workers", 8}} {
+		if _, err := testkit.WaitForEndpoints(ctx, client, "default", w.service, w.n, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip := func(pod string) string {
+		p, err := client.CoreV1().Pods("default").Get(ctx, pod, meta.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Status.PodIP
+	}
+	web0, web1, worker7 := ip("web-0"), ip("web-1"), ip("worker-7")
+	var srv []string
+	for i := range 8 {
+		srv = append(srv, fmt.Sprintf("_rendezvous._tcp.workers.default.svc.cluster.local.\t5\tIN\tSRV\t0 12 29400 worker-%d.workers.default.svc.cluster.local.", i))
+	}
 	addr := testkit.Addr(d.port)
 	for _, q := range []struct {
 		name  string
@@ -75,17 +132,22 @@ func TestExamples(t *testing.T) {
 		want  []string
 	}{
 		{"web.default.svc.cluster.local.", dns.TypeA, []string{
-			"web.default.svc.cluster.local.\t5\tIN\tA\t10.244.1.20",
-			"web.default.svc.cluster.local.\t5\tIN\tA\t10.244.2.21",
+			"web.default.svc.cluster.local.\t5\tIN\tA\t" + web0,
+			"web.default.svc.cluster.local.\t5\tIN\tA\t" + web1,
 		}},
 		{"web-0.web.default.svc.cluster.local.", dns.TypeA, []string{
-			"web-0.web.default.svc.cluster.local.\t5\tIN\tA\t10.244.1.20",
+			"web-0.web.default.svc.cluster.local.\t5\tIN\tA\t" + web0,
 		}},
 		{"_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV, []string{
 			"_http._tcp.web.default.svc.cluster.local.\t5\tIN\tSRV\t0 50 80 web-0.web.default.svc.cluster.local.",
 			"_http._tcp.web.default.svc.cluster.local.\t5\tIN\tSRV\t0 50 80 web-1.web.default.svc.cluster.local.",
 		}},
+		{"worker-7.workers.default.svc.cluster.local.", dns.TypeA, []string{
+			"worker-7.workers.default.svc.cluster.local.\t5\tIN\tA\t" + worker7,
+		}},
+		{"_rendezvous._tcp.workers.default.svc.cluster.local.", dns.TypeSRV, srv},
 	} {
+		slices.Sort(q.want)
 		testkit.Eventually(t, 30*time.Second, q.name+" "+dns.TypeToString[q.qtype], func() (bool, string) {
 			r, err := testkit.Exchange("udp", addr, testkit.NewQuery(q.name, q.qtype))
 			if err != nil {

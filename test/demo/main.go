@@ -1,7 +1,10 @@
-// Command demo starts a local control plane with the seed document's
-// consul-server objects and a CoreDNS built with the plugin, shows the
-// answers the seed document shows, says how to add objects and query them,
-// and serves until Ctrl-C, which stops it cleanly with exit status 0.
+// Command demo starts a local control plane with controllers and three fake
+// nodes, creates the seed document's consul-server as its user made it (a
+// headless Service and a StatefulSet of 3, whose pods kwok runs and whose
+// EndpointSlice the EndpointSlice controller writes), starts a CoreDNS built
+// with the plugin, shows the pods, the slice and the answers the seed
+// document shows, says how to add workloads and query them, and serves until
+// Ctrl-C, which stops it cleanly with exit status 0.
 package main
 
 import (
@@ -11,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -24,8 +28,12 @@ import (
 )
 
 // examples is the file of objects the hints tell the user to apply,
-// relative to the repository's root.
-const examples = "examples/statefulset.yaml"
+// relative to the repository's root; training is the other workload they
+// mention.
+const (
+	examples = "examples/statefulset.yaml"
+	training = "examples/training.yaml"
+)
 
 func main() {
 	once := flag.Bool("once", false, "print the answers and exit instead of serving until interrupted")
@@ -60,7 +68,7 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	}
 	d.hints(out)
 	<-ctx.Done()
-	fmt.Fprintln(out, "\nStopping CoreDNS, kube-apiserver and etcd.")
+	fmt.Fprintln(out, "\nStopping CoreDNS, kwok, kube-scheduler, kube-controller-manager, kube-apiserver and etcd.")
 	return nil
 }
 
@@ -89,22 +97,32 @@ func start(ctx context.Context, out io.Writer) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(out, "Starting etcd and kube-apiserver on 127.0.0.1 ...")
-	c, err := cluster.Start(ctx, cluster.Options{})
+	if _, _, _, err := cluster.ControllerBinaries(); err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	fmt.Fprintln(out, "Starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with 3 fake nodes on 127.0.0.1 ...")
+	c, err := cluster.Start(ctx, cluster.Options{Controllers: true})
 	if err != nil {
 		return nil, err
 	}
 	d := &demo{root: root, cluster: c, kubectl: kubectl}
-	if err := testkit.Apply(ctx, c.Client, testkit.Consul("default")); err != nil {
+	if err := testkit.ConsulServer("default", 3).Create(ctx, c.Client); err != nil {
 		d.stop()
 		return nil, err
 	}
-	fmt.Fprintln(out, "Loaded the seed objects: Service default/consul-server (clusterIP: None, 8 ports) and its EndpointSlice (3 pods).")
+	fmt.Fprintln(out, "Created the seed's consul-server: Service default/consul-server (clusterIP: None, 8 ports, publishNotReadyAddresses)\n"+
+		"and StatefulSet default/consul-server (3 replicas, Parallel), as the consul Helm chart makes them.")
+	if _, err := testkit.WaitForEndpoints(ctx, c.Client, "default", "consul-server", 3, 2*time.Minute); err != nil {
+		d.stop()
+		return nil, err
+	}
+	fmt.Fprintln(out, "The StatefulSet controller made the pods, kube-scheduler placed them, kwok runs them and the EndpointSlice controller wrote their slice.")
 	if d.server, d.port, err = startCoreDNS(ctx, root, bin, c.Kubeconfig); err != nil {
 		d.stop()
 		return nil, err
 	}
-	fmt.Fprintf(out, "CoreDNS with Corefile.example answers on %s.\n\n", testkit.Addr(d.port))
+	fmt.Fprintf(out, "CoreDNS with Corefile.example answers on %s, %v after the start.\n\n", testkit.Addr(d.port), time.Since(begin).Round(100*time.Millisecond))
 	return d, nil
 }
 
@@ -116,8 +134,18 @@ func (d *demo) stop() {
 	d.cluster.Stop()
 }
 
-// showSeed prints the answers of the seed document, as dig would.
+// showSeed prints the pods and the slice of the seed, as kubectl shows them,
+// and the answers of the seed document, as dig would.
 func (d *demo) showSeed(out io.Writer) error {
+	for _, args := range [][]string{
+		{"get", "pods", "-o", "wide"},
+		{"get", "endpointslices", "-l", "kubernetes.io/service-name=consul-server", "-o", "wide"},
+		{"get", "endpointslices", "-l", "kubernetes.io/service-name=consul-server", "-o", endpointColumns},
+	} {
+		if err := d.kubectlShow(out, args...); err != nil {
+			return err
+		}
+	}
 	for _, q := range []struct {
 		name  string
 		qtype uint16
@@ -143,6 +171,24 @@ func (d *demo) show(out io.Writer, name string, qtype uint16) error {
 	}
 	rtt := time.Since(begin)
 	fmt.Fprintf(out, "$ %s\n%s;; Query time: %d usec\n;; MSG SIZE  rcvd: %d\n\n", d.dig(name, dns.TypeToString[qtype]), r, rtt.Microseconds(), size(r))
+	return nil
+}
+
+// endpointColumns shows the endpoints of slices, which `get -o wide` does
+// not: the hostname, readiness, node and zone of each.
+const endpointColumns = "custom-columns=SLICE:.metadata.name,HOSTNAME:.endpoints[*].hostname,ADDRESS:.endpoints[*].addresses[0]," +
+	"READY:.endpoints[*].conditions.ready,NODE:.endpoints[*].nodeName,ZONE:.endpoints[*].zone"
+
+// kubectlShow runs kubectl with args against the demo's API server and
+// prints its output under the command.
+func (d *demo) kubectlShow(out io.Writer, args ...string) error {
+	cmd := exec.Command(d.kubectl, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.cluster.Kubeconfig)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, b)
+	}
+	fmt.Fprintf(out, "$ kubectl %s\n%s\n", strings.Join(args, " "), b)
 	return nil
 }
 
@@ -173,16 +219,18 @@ func (d *demo) hints(out io.Writer) {
 			"  says \";; Truncated, retrying in TCP mode.\" and asks again over TCP; +bufsize=4096 or +tcp ask for all of it at once.)\n", size(srv), digBuffer)
 	}
 	apply := d.apply(d.examples())
-	fmt.Fprintf(out, "\nAdd objects of your own: %s holds a headless Service and the EndpointSlice of its two pods,\n"+
-		"labelled as the EndpointSlice controller labels it (this API server runs no controllers). Apply it with\n"+
-		"the kubectl that `make tools` built:\n  %s\n  %s\n",
+	fmt.Fprintf(out, "\nAdd workloads of your own: %s holds a headless Service and a StatefulSet of two pods;\n"+
+		"the controllers and kwok run them on the fake nodes as above. Apply it with the kubectl that `make tools` built:\n  %s\n  %s\n",
 		apply.args[len(apply.args)-1], apply, d.dig("web-0.web.default.svc.cluster.local", "A"))
+	fmt.Fprintf(out, "%s is shaped like a training job: 8 workers started at once (Parallel) that find each other by name:\n  %s\n  %s\n",
+		d.rel(filepath.Join(d.root, filepath.FromSlash(training))), d.apply(d.rel(filepath.Join(d.root, filepath.FromSlash(training)))),
+		d.dig("worker-7.workers.default.svc.cluster.local", "A"))
 	fmt.Fprintf(out, "Or put that kubectl on PATH for this API server, in another shell:\n  export KUBECONFIG=%s PATH=%s:\"$PATH\"\n",
 		quote(d.cluster.Kubeconfig), quote(filepath.Dir(d.kubectl)))
 	fmt.Fprintf(out, "\nRun Corefile.example by hand (it needs DNS_PORT, READY_PORT and KUBECONFIG), here against this API server on another port:\n"+
 		"  DNS_PORT=1054 READY_PORT=8182 KUBECONFIG=%s %s -conf %s\n",
 		quote(d.cluster.Kubeconfig), quote(d.command(filepath.Join(d.root, "coredns"))), quote(d.rel(filepath.Join(d.root, "Corefile.example"))))
-	fmt.Fprintln(out, "\nPress Ctrl-C to stop CoreDNS, kube-apiserver and etcd.")
+	fmt.Fprintln(out, "\nPress Ctrl-C to stop CoreDNS and the control plane.")
 }
 
 // command is a command line with environment variables, as a shell runs it.

@@ -527,12 +527,22 @@ func waitForObjects(t *testing.T) {
 	}
 }
 
-// listenerName names the listener of the shared server at addr.
+// named are the servers of other control planes than the shared one, whose
+// listeners listenerName names too.
+var named []*env
+
+// listenerName names the listener of the shared server, or of a server of
+// named, at addr.
 func listenerName(addr string) string {
-	for _, l := range []struct {
+	type prefixed struct {
 		ls     listeners
 		prefix string
-	}{{shared.listeners, ""}, {shared.full, "full "}} {
+	}
+	all := []prefixed{{shared.listeners, ""}, {shared.full, "full "}}
+	for _, e := range named {
+		all = append(all, prefixed{e.listeners, ""}, prefixed{e.full, "full "})
+	}
+	for _, l := range all {
 		switch addr {
 		case l.ls.both:
 			return l.prefix + "headless+kubernetes"

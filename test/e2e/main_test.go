@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped:", err)
 		os.Exit(0)
 	}
-	e, err := start()
+	e, err := start(cluster.Options{Audit: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
@@ -57,14 +57,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func start() (*env, error) {
+// start starts a control plane with opts and a CoreDNS server with the
+// listeners of env in front of it.
+func start(opts cluster.Options) (*env, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bin, err := testkit.Binary()
 	if err != nil {
 		return nil, err
 	}
-	c, err := cluster.Start(ctx, cluster.Options{Audit: true})
+	c, err := cluster.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

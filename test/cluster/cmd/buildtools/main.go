@@ -1,6 +1,7 @@
 // Command buildtools builds, if they are not cached yet, the etcd,
 // kube-apiserver and kubectl binaries that the end-to-end tests and the demo
-// run, saying what it builds while it builds, and prints their paths with -v.
+// run, and kube-controller-manager, kube-scheduler and kwok for their
+// clusters with controllers, saying what it builds while it builds, and prints their paths with -v.
 // It imports only the standard library and bincache, so that it starts at
 // once on a first run.
 package main
@@ -16,7 +17,8 @@ import (
 func main() {
 	verbose := flag.Bool("v", false, "print the paths of the binaries")
 	flag.Parse()
-	paths, err := bincache.Ensure(os.Stdout, bincache.Etcd, bincache.APIServer, bincache.Kubectl)
+	tools := append([]bincache.Tool{bincache.Etcd, bincache.APIServer, bincache.Kubectl}, bincache.Controllers...)
+	paths, err := bincache.Ensure(os.Stdout, tools...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "buildtools:", err)
 		os.Exit(1)
