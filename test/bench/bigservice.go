@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,7 @@ type bigResult struct {
 	writeSpan           time.Duration   // from the first write to the last acknowledgement
 	other               []time.Duration // otherName's questions, the lost ones as otherTimeout
 	otherLost, otherBad int             // not answered; answered without an address
+	podQPS              float64         // dnsperf on the names of the service's pods, before the writes
 }
 
 // runBigService starts a control plane of its own with the seed, and for
@@ -220,6 +222,19 @@ func (b *bench) measureBig(ctx context.Context, size bigSize, kind string, writt
 		return r, err
 	}
 	r.baseRSSKB = base.rssKB
+
+	// The pods' names at the wire: what a training job asks while it starts.
+	names := b.path(fmt.Sprintf("pods-%d.txt", size.endpoints))
+	var q strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&q, "%s.%s.%s.svc.cluster.local. A\n", bigHost(i*7919%size.endpoints), size.service(), bigNamespace)
+	}
+	if err := os.WriteFile(names, []byte(q.String()), 0o644); err != nil {
+		return r, err
+	}
+	if r.podQPS, err = dnsperf(ctx, names, ports[0], b.cfg.duration, 0); err != nil {
+		return r, err
+	}
 
 	// The slices as they are now: an earlier run wrote some.
 	client := b.cluster.Client.DiscoveryV1().EndpointSlices(bigNamespace)

@@ -135,15 +135,16 @@ func (r *report) writeBig(b *strings.Builder) {
 	fmt.Fprintf(b, "Each plugin alone (a server block with only `kubernetes` or only `headless`, the same binary, pinned to CPU 0), one after the other on the same objects: once it answers for the last endpoint, a collection has run and %s have passed, %d writes each change one endpoint's address in one slice, at the size's rate and on a fixed schedule (a write does not wait for the one before to be answered); no endpoint is written twice and the slices come in no order. ", r.cfg.settle, r.cfg.bigWrites)
 	fmt.Fprintf(b, "Programming latency is the time from the API server's acknowledgement of a write (the update's response) until the pod's name (`pod-K.SERVICE.%s.svc.cluster.local A`) answers the new address over UDP, asked every millisecond and, once the wait passes 20 ms, every twentieth of the wait so far (so at most 5%% late), for up to %s; a write not answered by then counts as unanswered, and as that long. ", bigNamespace, writeTimeout)
 	fmt.Fprintf(b, "The peak is the highest VmRSS read every 50 ms from the first write until the last is answered. Meanwhile a client asks for another service's name (`%s A`, 3 addresses) %d times a second over UDP, on a fixed schedule that does not wait for answers, and times each answer from when its question was sent; one not answered within %s counts as lost, and as %s. ", strings.TrimSuffix(otherName, "."), otherRate, otherTimeout, otherTimeout)
+	fmt.Fprintf(b, "Before the writes, dnsperf asks for 1000 of the pods' names (`pod-K... A`) for %s: the pod names column. ", r.cfg.duration)
 	fmt.Fprintf(b, "The targets allow headless %gx kubernetes's figure or, for times, %s more, whichever is larger.\n\n", slackFactor, slackTime)
-	b.WriteString("| service | plugin | loaded in | start to serving | settled VmRSS | peak VmRSS | writes | written in | p50 | p99 | max | unanswered | other-name questions | p50 | p99 | lost |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| service | plugin | loaded in | start to serving | settled VmRSS | pod names | peak VmRSS | writes | written in | p50 | p99 | max | unanswered | other-name questions | p50 | p99 | lost |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, size := range r.bigSizes {
 		for _, kind := range []string{kubernetesKind, headless} {
 			res := r.big[size.String()][kind]
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %.1f MB | %.1f MB | %d | %s | %s | %s | %s | %d | %d | %s | %s | %d |\n",
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %.1f MB | %.0f qps | %.1f MB | %d | %s | %s | %s | %s | %d | %d | %s | %s | %d |\n",
 				size, kind, r.bigLoad[size.String()].Round(10*time.Millisecond), res.ready.Round(time.Millisecond),
-				float64(res.baseRSSKB)/1024, float64(res.peakRSSKB)/1024,
+				float64(res.baseRSSKB)/1024, res.podQPS, float64(res.peakRSSKB)/1024,
 				len(res.latency), res.writeSpan.Round(10*time.Millisecond),
 				short(percentile(res.latency, 0.5)), short(percentile(res.latency, 0.99)), short(percentile(res.latency, 1)), res.unanswered,
 				len(res.other), short(percentile(res.other, 0.5)), short(percentile(res.other, 0.99)), res.otherLost)
