@@ -64,7 +64,7 @@ func BenchmarkIndexUpdate(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("endpoints-%d", n), func(b *testing.B) {
 			ix := newIndex(false)
-			ix.setService(false, &service{name: "web", namespace: "bench", headless: true})
+			ix.setService(false, &service{objectMeta: objectMeta{name: "web", namespace: "bench"}, headless: true})
 			slices := [2]*endpointSlice{}
 			for i := range slices {
 				o := benchService("bench", "web", n)
@@ -126,7 +126,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		ix := newIndex(false)
 		for i := range services {
 			s := transform(slice(i)).(*endpointSlice)
-			ix.setService(false, &service{name: s.service, namespace: s.namespace, headless: true})
+			ix.setService(false, &service{objectMeta: objectMeta{name: s.service, namespace: s.namespace}, headless: true})
 			ix.setSlice(false, controllerSlices, s)
 		}
 		runtime.GC()

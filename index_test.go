@@ -12,7 +12,7 @@ import (
 )
 
 func slim(service, host string, addrs ...string) *endpointSlice {
-	s := &endpointSlice{name: service + "-1", namespace: "ns", service: service, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}}}
+	s := &endpointSlice{objectMeta: objectMeta{name: service + "-1", namespace: "ns"}, service: service, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}}}
 	for _, a := range addrs {
 		s.endpoints = append(s.endpoints, endpoint(a, host))
 	}
@@ -20,7 +20,7 @@ func slim(service, host string, addrs ...string) *endpointSlice {
 }
 
 func headlessService(name string) *service {
-	return &service{name: name, namespace: "ns", headless: true}
+	return &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: true}
 }
 
 func names(refs []ptrRef) []string {
@@ -89,7 +89,7 @@ func TestIndexOnlyRealChanges(t *testing.T) {
 
 func TestIndexReplace(t *testing.T) {
 	ix := newIndex(false)
-	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {name: "c", namespace: "ns"}})
+	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {objectMeta: objectMeta{name: "c", namespace: "ns"}}})
 	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1"), slim("b", "pod", "10.0.0.2")})
 	ix.replaceSlices(false, otherSlices, []*endpointSlice{slim("c", "pod", "10.0.0.3")})
 	if n, eps := ix.size(); n != 2 || eps != 2 {

@@ -20,9 +20,9 @@ func endpoint(addr, host string) sliceEndpoint {
 }
 
 func TestNewSnapshot(t *testing.T) {
-	a := &endpointSlice{name: "a", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}},
+	a := &endpointSlice{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.1", "b-host"), endpoint("10.0.0.2", "a-host")}}
-	b := &endpointSlice{name: "b", ports: []slicePort{{port: -1}},
+	b := &endpointSlice{objectMeta: objectMeta{name: "b"}, ports: []slicePort{{port: -1}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.2", "a-host")}}
 	s := newSnapshot("svc", "ns", []*endpointSlice{a, b}, false, false) // sorted by name, as the index keeps them
 
@@ -78,7 +78,7 @@ func TestNewSnapshot(t *testing.T) {
 
 func TestNewSnapshotZones(t *testing.T) {
 	in := func(e sliceEndpoint, zone string) sliceEndpoint { e.more = &endpointDetail{zone: zone}; return e }
-	s := newSnapshot("svc", "ns", []*endpointSlice{{name: "a", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
+	s := newSnapshot("svc", "ns", []*endpointSlice{{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
 		in(endpoint("10.0.0.1", "a"), "z1"), in(endpoint("10.0.0.2", "b"), "z2"), in(endpoint("10.0.0.3", "c"), "z1"), endpoint("10.0.0.4", "d"),
 	}}}, true, false)
 	if sel := s.selectZone("z1", false); len(sel.entries) != 2 {
@@ -97,7 +97,7 @@ func TestNewSnapshotTerminating(t *testing.T) {
 	ready := endpoint("10.0.0.1", "a")
 	leaving := terminating(endpoint("10.0.0.2", "b"))
 	one := func(eps ...sliceEndpoint) *snapshot {
-		return newSnapshot("svc", "ns", []*endpointSlice{{name: "a", ports: []slicePort{{port: -1}}, endpoints: eps}}, false, false)
+		return newSnapshot("svc", "ns", []*endpointSlice{{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{port: -1}}, endpoints: eps}}, false, false)
 	}
 	if s := one(ready, leaving); len(s.all) != 1 || s.addr(s.all[0].ep).String() != "10.0.0.1" || s.terminating {
 		t.Errorf("with a ready endpoint the terminating one is served: %+v", s.all)
@@ -109,8 +109,8 @@ func TestNewSnapshotTerminating(t *testing.T) {
 
 func TestNewSnapshotMulticluster(t *testing.T) {
 	s := newSnapshot("db", "ns", []*endpointSlice{
-		{name: "c1", cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
-		{name: "c2", cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
+		{objectMeta: objectMeta{name: "c1"}, cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
+		{objectMeta: objectMeta{name: "c2"}, cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
 	}, false, true)
 	if sel := s.selectHost("db-0.c2"); len(sel.entries) != 1 || s.addr(sel.entries[0].ep).String() != "10.0.1.1" {
 		t.Errorf("db-0.c2 selects %+v", sel.entries)
