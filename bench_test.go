@@ -79,7 +79,7 @@ func BenchmarkIndexUpdate(b *testing.B) {
 	for _, n := range []int{100, 10000, 50000} {
 		b.Run(fmt.Sprintf("endpoints-%d", n), func(b *testing.B) {
 			ix := newIndex(false)
-			ix.setService(false, &service{name: "big", namespace: "bench", headless: true})
+			ix.setService(false, &service{objectMeta: objectMeta{name: "big", namespace: "bench"}, headless: true})
 			objs := bigService("bench", "big", n)
 			var ess []*endpointSlice
 			for _, s := range objs.Slices {
@@ -163,7 +163,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		ix := newIndex(false)
 		for i := range services {
 			s := transform(slice(i)).(*endpointSlice)
-			ix.setService(false, &service{name: s.service, namespace: s.namespace, headless: true})
+			ix.setService(false, &service{objectMeta: objectMeta{name: s.service, namespace: s.namespace}, headless: true})
 			ix.setSlice(false, controllerSlices, s)
 		}
 		runtime.GC()

@@ -2,11 +2,15 @@ package headless
 
 import (
 	"context"
+	"os"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
@@ -182,10 +186,47 @@ func headlessSlice(namespace, service, name string, ports []discovery.EndpointPo
 	return testkit.HeadlessLabel(sliceOf(namespace, service, name, ports, eps...))
 }
 
+// TestName checks that the name the plugin answers to is the directive
+// plugin.cfg builds it under and the one its setup is registered for: a
+// server finds its plugins by name (dnsserver.Config.Handlers), and the
+// ready and metrics plugins see the plugin only when the two agree.
 func TestName(t *testing.T) {
 	h := &Headless{}
-	if h.Name() != "headless" {
-		t.Errorf("Name() = %q, want headless", h.Name())
+	cfg, err := os.ReadFile("plugin.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var directives []string
+	directive := ""
+	for _, line := range strings.Split(string(cfg), "\n") {
+		name, pkg, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		directives = append(directives, name)
+		if pkg == "github.com/headlessdns/headless" {
+			directive = name
+		}
+	}
+	if directive != h.Name() {
+		t.Fatalf("plugin.cfg builds the plugin as %q, Name() is %q", directive, h.Name())
+	}
+	if _, err := caddy.DirectiveAction("dns", h.Name()); err != nil {
+		t.Errorf("no setup registered for %q: %v", h.Name(), err)
+	}
+
+	// A server with plugin.cfg's directives finds the handler, as the ready
+	// plugin looks for it.
+	stock := dnsserver.Directives
+	t.Cleanup(func() { dnsserver.Directives = stock })
+	dnsserver.Directives = directives
+	c := &dnsserver.Config{Zone: "cluster.local.", ListenHosts: []string{"127.0.0.1"}, Port: "0",
+		Plugin: []plugin.Plugin{func(plugin.Handler) plugin.Handler { return h }}}
+	if _, err := dnsserver.NewServer("dns://127.0.0.1:0", []*dnsserver.Config{c}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Handlers(), plugin.Handler(h)) {
+		t.Errorf("the server's handlers %v do not hold the plugin", c.Handlers())
 	}
 }
 

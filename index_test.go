@@ -18,7 +18,7 @@ import (
 )
 
 func slim(service, host string, addrs ...string) *endpointSlice {
-	s := &endpointSlice{name: service + "-1", namespace: "ns", service: service, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}}}
+	s := &endpointSlice{objectMeta: objectMeta{name: service + "-1", namespace: "ns"}, service: service, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}}}
 	for _, a := range addrs {
 		s.endpoints = append(s.endpoints, endpoint(a, host))
 	}
@@ -26,7 +26,7 @@ func slim(service, host string, addrs ...string) *endpointSlice {
 }
 
 func headlessService(name string) *service {
-	return &service{name: name, namespace: "ns", headless: true}
+	return &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: true}
 }
 
 func names(refs []ptrRef) []string {
@@ -95,7 +95,7 @@ func TestIndexOnlyRealChanges(t *testing.T) {
 
 func TestIndexReplace(t *testing.T) {
 	ix := newIndex(false)
-	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {name: "c", namespace: "ns"}})
+	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {objectMeta: objectMeta{name: "c", namespace: "ns"}}})
 	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1"), slim("b", "pod", "10.0.0.2")})
 	ix.replaceSlices(false, otherSlices, []*endpointSlice{slim("c", "pod", "10.0.0.3")})
 	if n, eps := ix.size(); n != 2 || eps != 2 {
@@ -215,7 +215,7 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		return netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + rnd.IntN(12))})
 	}
 	newSlice := func(name string) *endpointSlice {
-		s := &endpointSlice{name: name, namespace: "ns", service: services[rnd.IntN(len(services))]}
+		s := &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}, service: services[rnd.IntN(len(services))]}
 		if rnd.IntN(8) == 0 {
 			s.ports = []slicePort{{port: -1}}
 		} else {
@@ -254,14 +254,14 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 			m.slices[name], m.sources[name] = s, source
 		case op < 12: // delete, from either watch
 			what = fmt.Sprintf("delete %s from watch %d", name, source)
-			ix.removeSlice(false, source, &endpointSlice{name: name, namespace: "ns"})
+			ix.removeSlice(false, source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
 			if m.sources[name] == source {
 				delete(m.slices, name)
 				delete(m.sources, name)
 			}
 		case op < 14: // a slice no service names any more
 			what = fmt.Sprintf("unname %s from watch %d", name, source)
-			ix.setSlice(false, source, &endpointSlice{name: name, namespace: "ns"})
+			ix.setSlice(false, source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
 			delete(m.slices, name)
 			delete(m.sources, name)
 		case op < 16: // a relist of one watch, with some of its slices changed or gone
@@ -286,14 +286,14 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 			svc := services[rnd.IntN(len(services))]
 			m.headless[svc] = !m.headless[svc]
 			what = fmt.Sprintf("%s headless %v", svc, m.headless[svc])
-			ix.setService(false, &service{name: svc, namespace: "ns", headless: m.headless[svc]})
+			ix.setService(false, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
 		default:
 			var svcs []*service
 			for _, svc := range services {
 				if rnd.IntN(4) == 0 {
 					m.headless[svc] = !m.headless[svc]
 				}
-				svcs = append(svcs, &service{name: svc, namespace: "ns", headless: m.headless[svc]})
+				svcs = append(svcs, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
 			}
 			what = "relist services"
 			ix.replaceServices(false, svcs)
@@ -319,7 +319,7 @@ func sequenceHeadless(t *testing.T, corefile string, m *sequenceModel) *Headless
 	}
 	var svcs []*service
 	for name, headless := range m.headless {
-		svcs = append(svcs, &service{name: name, namespace: "ns", headless: headless})
+		svcs = append(svcs, &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: headless})
 	}
 	h.index.replaceServices(false, svcs)
 	for _, source := range []uint8{controllerSlices, otherSlices} {
@@ -425,7 +425,7 @@ func TestIndexConcurrentWriters(t *testing.T) {
 	}()
 	for w, source := range []uint8{controllerSlices, otherSlices, controllerSlices} {
 		name := fmt.Sprintf("web-%d", w)
-		last := &endpointSlice{name: name, namespace: "ns", service: "web", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}},
+		last := &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}, service: "web", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}},
 			endpoints: []sliceEndpoint{endpoint(fmt.Sprintf("10.0.0.%d", w+1), fmt.Sprintf("pod-%d", w)), endpoint("10.0.0.1", "pod-1")}}
 		final.slices[name], final.sources[name] = last, source
 		writers.Add(1)

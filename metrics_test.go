@@ -2,6 +2,8 @@ package headless
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,35 +69,43 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestGaugesLastReadWins checks that a report that read the index early
-// cannot land after one that read it later: two reflectors report at once,
-// the first is held between reading the index and setting the gauges, and
-// the gauges must end at what the second read.
+// cannot land after one that read it later: each report reads the index
+// with the reporter's lock held, so the reads and the updates of the gauges
+// come in the same order, and the gauges end at what the last read found.
 func TestGaugesLastReadWins(t *testing.T) {
 	var g gaugeReporter
 	t.Cleanup(g.clear)
 	base := gaugeValue(t, endpointsGauge)
-	reading, release := make(chan struct{}), make(chan struct{})
-	first, second := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(first)
-		g.report(func() (int, int) { close(reading); <-release; return 1, 1 })
-	}()
-	<-reading
-	go func() {
-		defer close(second)
-		g.report(func() (int, int) { return 1, 2 })
-	}()
-	// The second report must wait for the first; were it to go ahead, let it
-	// finish before the first does, as the scheduler may.
-	select {
-	case <-second:
-	case <-time.After(100 * time.Millisecond):
+
+	// While one report reads the index, no other can take the lock.
+	held := true
+	g.report(func() (int, int) {
+		if g.mu.TryLock() {
+			held = false
+			g.mu.Unlock()
+		}
+		return 1, 1
+	})
+	if !held {
+		t.Fatal("the index is read without the reporter's lock")
 	}
-	close(release)
-	<-first
-	<-second
-	if got := gaugeValue(t, endpointsGauge) - base; got != 2 {
-		t.Errorf("endpoints gauge is %v over its start, want 2, the later read", got)
+
+	// Reflectors reporting at once: each read counts one more endpoint, so
+	// the last read sees the most. Under -race, reports that did not take
+	// the lock would also be reported as a race on the reporter's fields.
+	const reports = 50
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for range reports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.report(func() (int, int) { return 1, int(reads.Add(1)) })
+		}()
+	}
+	wg.Wait()
+	if got := gaugeValue(t, endpointsGauge) - base; got != reports {
+		t.Errorf("endpoints gauge is %v over its start, want %d, the last read", got, reports)
 	}
 }
 

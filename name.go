@@ -37,6 +37,12 @@ const zonalLabel = "_zone"
 
 // parseName reads qname (in lower case) in zone. The fields read before an
 // error stay set, so that the service of a name too long still shows.
+//
+// It is a copy of the kubernetes plugin's parseRequest (plugin/kubernetes/
+// parse.go), which CoreDNS does not export, with its fields renamed.
+// TestParseNameAsUpstream compares the two through the metadata both
+// plugins publish, and TestParseRequestUnchanged fails when a CoreDNS
+// upgrade changes parseRequest, so that the copy follows it.
 func parseName(qname, zone string, multicluster, zonal bool) (n name, err error) {
 	base, _ := dnsutil.TrimZone(qname, zone)
 	if base == "" || base == kubernetes.Svc || base == kubernetes.Pod {

@@ -15,38 +15,40 @@ import (
 )
 
 // The objects below are what the plugin keeps of the API objects it watches:
-// only what DNS needs. They satisfy meta.Object (through object.Empty) so
-// that client-go can key them during a streaming list.
+// only what DNS needs.
 
-// service is a Service, or a ServiceImport, reduced to its name and whether
-// it is headless. Only headless ones reach the index.
-type service struct {
+// objectMeta is the name and namespace of a kept object. Its accessors make
+// the objects meta.Objects, object.Empty doing the rest, so that client-go
+// can key them during a streaming list.
+type objectMeta struct {
 	name, namespace string
-	headless        bool
 
 	*object.Empty
 }
 
+// service is a Service, or a ServiceImport, reduced to its name and whether
+// it is headless. Only headless ones reach the index.
+type service struct {
+	objectMeta
+	headless bool
+}
+
 // namespace is a Namespace reduced to its name, for namespace_labels.
 type namespace struct {
-	name string
-
-	*object.Empty
+	objectMeta // without a namespace: Namespaces have none
 }
 
 // endpointSlice is an EndpointSlice reduced to the endpoints DNS serves, their
 // names and its ports.
 type endpointSlice struct {
-	name, namespace string
-	service         string // the kubernetes.io/service-name (or, multicluster, multicluster.kubernetes.io/service-name) label
-	cluster         string // the multicluster.kubernetes.io/source-cluster label
-	ports           []slicePort
-	endpoints       []sliceEndpoint
+	objectMeta
+	service   string // the kubernetes.io/service-name (or, multicluster, multicluster.kubernetes.io/service-name) label
+	cluster   string // the multicluster.kubernetes.io/source-cluster label
+	ports     []slicePort
+	endpoints []sliceEndpoint
 	// triggered is the endpoints.kubernetes.io/last-change-trigger-time
 	// annotation in Unix nanoseconds, 0 when absent.
 	triggered int64
-
-	*object.Empty
 }
 
 // slicePort is one port of an EndpointSlice; port -1 stands for a slice
@@ -112,18 +114,19 @@ type transformOptions struct {
 	terminating bool // terminating_fallback
 }
 
-// toService is the transform of Services: nil when the object is not a
-// headless Service, which the plugin does not keep.
+// toService is the transform of Services and ServiceImports: their name and
+// whether they are headless. One that is not headless is still returned,
+// with headless false, so that the index drops it: a Service switched from
+// headless to ClusterIP or ExternalName must leave the index.
 func toService(obj any) any {
 	switch s := obj.(type) {
 	case *core.Service:
 		return &service{
-			name:      s.Name,
-			namespace: s.Namespace,
-			headless:  s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
+			objectMeta: objectMeta{name: s.Name, namespace: s.Namespace},
+			headless:   s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
 		}
 	case *mcs.ServiceImport:
-		return &service{name: s.Name, namespace: s.Namespace, headless: s.Spec.Type == mcs.Headless}
+		return &service{objectMeta: objectMeta{name: s.Name, namespace: s.Namespace}, headless: s.Spec.Type == mcs.Headless}
 	}
 	return obj // already transformed
 }
@@ -131,7 +134,7 @@ func toService(obj any) any {
 // toNamespace is the transform of Namespaces.
 func toNamespace(obj any) any {
 	if n, ok := obj.(*core.Namespace); ok {
-		return &namespace{name: n.Name}
+		return &namespace{objectMeta{name: n.Name}}
 	}
 	return obj
 }
@@ -154,11 +157,10 @@ func sliceTransform(opts transformOptions, multicluster bool) func(any) any {
 
 func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpointSlice {
 	es := &endpointSlice{
-		name:      s.Name,
-		namespace: s.Namespace,
-		service:   s.Labels[discovery.LabelServiceName],
-		ports:     slicePorts(s.Ports),
-		triggered: triggerTime(s.Annotations[core.EndpointsLastChangeTriggerTime]),
+		objectMeta: objectMeta{name: s.Name, namespace: s.Namespace},
+		service:    s.Labels[discovery.LabelServiceName],
+		ports:      slicePorts(s.Ports),
+		triggered:  triggerTime(s.Annotations[core.EndpointsLastChangeTriggerTime]),
 	}
 	n := 0
 	for _, e := range s.Endpoints {
@@ -301,65 +303,29 @@ func triggerTime(v string) int64 {
 }
 
 // GetNamespace implements the metav1.Object interface.
-func (s *service) GetNamespace() string { return s.namespace }
+func (m *objectMeta) GetNamespace() string { return m.namespace }
 
 // SetNamespace implements the metav1.Object interface.
-func (s *service) SetNamespace(namespace string) { s.namespace = namespace }
+func (m *objectMeta) SetNamespace(namespace string) { m.namespace = namespace }
 
 // GetName implements the metav1.Object interface.
-func (s *service) GetName() string { return s.name }
+func (m *objectMeta) GetName() string { return m.name }
 
 // SetName implements the metav1.Object interface.
-func (s *service) SetName(name string) { s.name = name }
+func (m *objectMeta) SetName(name string) { m.name = name }
 
 // GetResourceVersion implements the metav1.Object interface.
-func (s *service) GetResourceVersion() string { return "" }
+func (m *objectMeta) GetResourceVersion() string { return "" }
 
 // SetResourceVersion implements the metav1.Object interface.
-func (s *service) SetResourceVersion(string) {}
+func (m *objectMeta) SetResourceVersion(string) {}
 
 // DeepCopyObject implements the runtime.Object interface. The objects are
 // never modified, so a copy of the top level is enough.
 func (s *service) DeepCopyObject() runtime.Object { c := *s; return &c }
 
-// GetNamespace implements the metav1.Object interface.
-func (n *namespace) GetNamespace() string { return "" }
-
-// SetNamespace implements the metav1.Object interface.
-func (n *namespace) SetNamespace(string) {}
-
-// GetName implements the metav1.Object interface.
-func (n *namespace) GetName() string { return n.name }
-
-// SetName implements the metav1.Object interface.
-func (n *namespace) SetName(name string) { n.name = name }
-
-// GetResourceVersion implements the metav1.Object interface.
-func (n *namespace) GetResourceVersion() string { return "" }
-
-// SetResourceVersion implements the metav1.Object interface.
-func (n *namespace) SetResourceVersion(string) {}
-
 // DeepCopyObject implements the runtime.Object interface.
 func (n *namespace) DeepCopyObject() runtime.Object { c := *n; return &c }
-
-// GetNamespace implements the metav1.Object interface.
-func (s *endpointSlice) GetNamespace() string { return s.namespace }
-
-// SetNamespace implements the metav1.Object interface.
-func (s *endpointSlice) SetNamespace(namespace string) { s.namespace = namespace }
-
-// GetName implements the metav1.Object interface.
-func (s *endpointSlice) GetName() string { return s.name }
-
-// SetName implements the metav1.Object interface.
-func (s *endpointSlice) SetName(name string) { s.name = name }
-
-// GetResourceVersion implements the metav1.Object interface.
-func (s *endpointSlice) GetResourceVersion() string { return "" }
-
-// SetResourceVersion implements the metav1.Object interface.
-func (s *endpointSlice) SetResourceVersion(string) {}
 
 // DeepCopyObject implements the runtime.Object interface.
 func (s *endpointSlice) DeepCopyObject() runtime.Object { c := *s; return &c }

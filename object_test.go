@@ -10,6 +10,8 @@ import (
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
 	mcs "sigs.k8s.io/mcs-api/pkg/apis/v1alpha1"
 )
 
@@ -119,6 +121,24 @@ func TestEndpointHostname(t *testing.T) {
 	for _, tc := range tests {
 		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {
 			t.Errorf("endpointHostname(%s, %v) = %q, want %q", tc.addr, tc.podNames, got, tc.want)
+		}
+	}
+}
+
+// TestObjectsKeyed checks that what the transforms keep can be keyed as
+// client-go keys the objects of a streaming list.
+func TestObjectsKeyed(t *testing.T) {
+	ns := &core.Namespace{ObjectMeta: meta.ObjectMeta{Name: "team-a"}}
+	for obj, want := range map[any]string{
+		toService(testkit.Headless("ns", "db")): "ns/db",
+		toNamespace(ns):                         "team-a",
+		sliceTransform(transformOptions{}, false)(sliceOf("ns", "db", "db-1", nil)): "ns/db-1",
+	} {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err != nil || key != want {
+			t.Errorf("%T keyed %q, %v; want %q", obj, key, err, want)
+		}
+		if _, ok := obj.(runtime.Object); !ok {
+			t.Errorf("%T is not a runtime.Object", obj)
 		}
 	}
 }

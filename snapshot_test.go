@@ -23,7 +23,7 @@ func endpoint(addr, host string) sliceEndpoint {
 // with the slices ess, named in order.
 func snapshotOf(zonal, multicluster bool, ess ...*endpointSlice) *snapshot {
 	ix := newIndex(zonal)
-	ix.setService(multicluster, &service{name: "svc", namespace: "ns", headless: true})
+	ix.setService(multicluster, &service{objectMeta: objectMeta{name: "svc", namespace: "ns"}, headless: true})
 	for _, es := range ess {
 		es.namespace, es.service = "ns", "svc"
 	}
@@ -61,9 +61,9 @@ func flatten(sel selection) flat {
 }
 
 func TestNewSnapshot(t *testing.T) {
-	a := &endpointSlice{name: "a", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}},
+	a := &endpointSlice{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.1", "b-host"), endpoint("10.0.0.2", "a-host")}}
-	b := &endpointSlice{name: "b", ports: []slicePort{{port: -1}},
+	b := &endpointSlice{objectMeta: objectMeta{name: "b"}, ports: []slicePort{{port: -1}},
 		endpoints: []sliceEndpoint{endpoint("10.0.0.2", "a-host")}}
 	s := snapshotOf(false, false, b, a)
 
@@ -109,9 +109,9 @@ func TestNewSnapshot(t *testing.T) {
 
 func TestNewSnapshotZones(t *testing.T) {
 	in := func(e sliceEndpoint, zone string) sliceEndpoint { e.more = &endpointDetail{zone: zone}; return e }
-	s := snapshotOf(true, false, &endpointSlice{name: "a", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
+	s := snapshotOf(true, false, &endpointSlice{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{
 		in(endpoint("10.0.0.1", "a"), "z1"), in(endpoint("10.0.0.2", "b"), "z2"), in(endpoint("10.0.0.3", "c"), "z1"), endpoint("10.0.0.4", "d"),
-	}}, &endpointSlice{name: "b", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{in(endpoint("10.0.0.5", "e"), "z1")}})
+	}}, &endpointSlice{objectMeta: objectMeta{name: "b"}, ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{in(endpoint("10.0.0.5", "e"), "z1")}})
 	if sel := flatten(s.selectZone("z1", false)); !slices.Equal(sel.pairs, []string{"10.0.0.1", "10.0.0.3", "10.0.0.5"}) {
 		t.Errorf("pin z1 selects %v, want 10.0.0.1, 10.0.0.3 and 10.0.0.5", sel.pairs)
 	}
@@ -128,8 +128,8 @@ func TestNewSnapshotTerminating(t *testing.T) {
 	ready := endpoint("10.0.0.1", "a")
 	leaving := terminating(endpoint("10.0.0.2", "b"))
 	one := func(eps ...sliceEndpoint) *snapshot {
-		return snapshotOf(false, false, &endpointSlice{name: "a", ports: []slicePort{{port: -1}}, endpoints: eps},
-			&endpointSlice{name: "b", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{terminating(endpoint("10.0.0.3", "c"))}})
+		return snapshotOf(false, false, &endpointSlice{objectMeta: objectMeta{name: "a"}, ports: []slicePort{{port: -1}}, endpoints: eps},
+			&endpointSlice{objectMeta: objectMeta{name: "b"}, ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{terminating(endpoint("10.0.0.3", "c"))}})
 	}
 	if s := one(ready, leaving); !slices.Equal(flatten(s.selectAll()).pairs, []string{"10.0.0.1"}) || s.terminating {
 		t.Errorf("with a ready endpoint the terminating ones are served: %v", flatten(s.selectAll()).pairs)
@@ -141,8 +141,8 @@ func TestNewSnapshotTerminating(t *testing.T) {
 
 func TestNewSnapshotMulticluster(t *testing.T) {
 	s := snapshotOf(false, true,
-		&endpointSlice{name: "c1", cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
-		&endpointSlice{name: "c2", cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
+		&endpointSlice{objectMeta: objectMeta{name: "c1"}, cluster: "c1", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.0.1", "db-0")}},
+		&endpointSlice{objectMeta: objectMeta{name: "c2"}, cluster: "c2", ports: []slicePort{{port: -1}}, endpoints: []sliceEndpoint{endpoint("10.0.1.1", "db-0")}},
 	)
 	if sel := flatten(s.selectHost("db-0.c2")); !slices.Equal(sel.pairs, []string{"10.0.1.1"}) {
 		t.Errorf("db-0.c2 selects %v", sel.pairs)

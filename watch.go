@@ -214,13 +214,17 @@ func (w *watcher) add(st *store, example runtime.Object, field string, lw cache.
 	st.changed = func() { w.gauges.report(w.index.size) }
 	logger := w.logger
 	w.stores = append(w.stores, st)
-	w.reflectors = append(w.reflectors, cache.NewReflectorWithOptions(&apiListWatch{what: st.name, field: field, lw: lw}, example, st, cache.ReflectorOptions{
+	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: st.name, field: field, lw: lw}, example, st, cache.ReflectorOptions{
 		Name:            st.name,
 		TypeDescription: st.name,
 		Backoff:         &backoff,
 		Logger:          &logger,
 	}))
 }
+
+// newReflector is client-go's constructor of reflectors; a test sees through
+// it what the watcher gives them.
+var newReflector = cache.NewReflectorWithOptions
 
 // api is what a typed client of client-go offers for one resource.
 type api[L runtime.Object] interface {

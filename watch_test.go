@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	mcsfake "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned/fake"
 )
 
 // lists returns the label and field selectors of the lists client received,
@@ -162,20 +164,47 @@ func TestWatchFieldSelectorUnsupported(t *testing.T) {
 	}
 }
 
-// TestBackoff checks that the reflectors retry often enough for a change made
-// after the API server returns to be served within 5 seconds.
+// TestBackoff checks that every reflector the watcher creates is given the
+// plugin's backoff, not client-go's default (which grows to 30s and resets
+// only after 2 minutes), and that this backoff retries often enough for a
+// change made after the API server returns to be served within 5 seconds.
 func TestBackoff(t *testing.T) {
-	b := backoff
-	b.Jitter = 0
-	longest := time.Duration(0)
-	for range 20 {
-		longest = max(longest, b.Step())
+	var given []cache.ReflectorOptions
+	create := newReflector
+	t.Cleanup(func() { newReflector = create })
+	newReflector = func(lw cache.ListerWatcher, example any, st cache.ReflectorStore, o cache.ReflectorOptions) *cache.Reflector {
+		given = append(given, o)
+		return create(lw, example, st, o)
 	}
-	if worst := time.Duration(float64(longest) * (1 + backoff.Jitter)); worst > 4*time.Second {
-		t.Errorf("the longest retry delay is %s, want at most 4s", worst)
+	// Every watch there is: multicluster and namespace_labels add theirs.
+	h, _, err := parse(newController("headless cluster.local clusterset.local {\nmulticluster clusterset.local\nnamespace_labels team=a\n}"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if backoff.Duration < 100*time.Millisecond || backoff.Jitter == 0 {
-		t.Errorf("backoff %+v retries too fast or in step", backoff)
+	w := newWatcher(fake.NewClientset(), mcsfake.NewSimpleClientset().MulticlusterV1alpha1(), h.index, h.watch)
+	if len(given) != len(w.reflectors) || len(given) != 6 {
+		t.Fatalf("%d reflectors created, %d kept; want 6", len(given), len(w.reflectors))
+	}
+	for _, o := range given {
+		if o.Backoff == nil {
+			t.Errorf("reflector %q has client-go's default backoff", o.Name)
+			continue
+		}
+		b := *o.Backoff
+		if b != backoff {
+			t.Errorf("reflector %q has backoff %+v, want %+v", o.Name, b, backoff)
+		}
+		b.Jitter = 0
+		longest := time.Duration(0)
+		for range 100 {
+			longest = max(longest, b.Step())
+		}
+		if worst := time.Duration(float64(longest) * (1 + o.Backoff.Jitter)); worst > 4*time.Second {
+			t.Errorf("reflector %q: the longest retry delay is %s, want at most 4s", o.Name, worst)
+		}
+		if o.Backoff.Duration < 100*time.Millisecond || o.Backoff.Jitter == 0 {
+			t.Errorf("reflector %q: backoff %+v retries too fast or in step", o.Name, *o.Backoff)
+		}
 	}
 }
 

@@ -146,6 +146,9 @@ func (s *Server) waitServing(ctx context.Context, timeout time.Duration, addrs [
 // PID is the process id of the server.
 func (s *Server) PID() int { return s.proc.PID() }
 
+// Done is closed once the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
+
 // Exited reports whether the process has ended, and with which error.
 func (s *Server) Exited() (bool, error) { return s.proc.Exited() }
 

@@ -12,9 +12,9 @@ const DefaultZones = "cluster.local in-addr.arpa ip6.arpa"
 // Block is one server block of a Corefile, listening on 127.0.0.1:Port.
 type Block struct {
 	Port int
-	// Ready and Pprof are the ports of the ready and pprof plugins, on
-	// 127.0.0.1; 0 leaves the plugin out.
-	Ready, Pprof int
+	// Ready, Pprof and Metrics are the ports of the ready, pprof and
+	// prometheus plugins, on 127.0.0.1; 0 leaves the plugin out.
+	Ready, Pprof, Metrics int
 	// Whoami adds the whoami plugin.
 	Whoami bool
 	// Headless and Kubernetes add the plugins; with both, headless falls
@@ -42,6 +42,9 @@ func (b Block) String() string {
 	}
 	if b.Pprof != 0 {
 		fmt.Fprintf(&s, "    pprof %s\n", Addr(b.Pprof))
+	}
+	if b.Metrics != 0 {
+		fmt.Fprintf(&s, "    prometheus %s\n", Addr(b.Metrics))
 	}
 	if b.Whoami {
 		s.WriteString("    whoami\n")

@@ -427,30 +427,37 @@ func testNoRole(ctx context.Context, t *testing.T, c *cluster.Cluster, bin strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err := testkit.FreePorts(2)
+	ports, err := testkit.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testkit.Block{Port: ports[0], Ready: ports[1], Headless: true, Zones: "cluster.local", Kubeconfig: kubeconfig, StartupTimeout: "1s"}
-	dnsAddr, readyAddr := b.Addr(), testkit.Addr(b.Ready)
-	started := time.Now()
+	b := testkit.Block{Port: ports[0], Ready: ports[1], Metrics: ports[2], Headless: true, Zones: "cluster.local", Kubeconfig: kubeconfig, StartupTimeout: "1s"}
+	dnsAddr, readyAddr, metrics := b.Addr(), testkit.Addr(b.Ready), "http://"+testkit.Addr(b.Metrics)+"/metrics"
 	srv, err := testkit.Start(ctx, bin, b.String(), 20*time.Second, dnsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
 
-	// Poll until the plugin has said why and a few seconds have passed,
-	// checking all along that the server does not say it is ready.
+	// Poll until the plugin has said why and has been refused again a few
+	// times, checking all along that the server does not say it is ready.
 	var logged []string
-	ready := 0
-	srv.Eventually(t, 20*time.Second, "a log line about the missing permission", func() (bool, string) {
+	ready, refused := 0, -1
+	srv.Eventually(t, 2*time.Minute, "a log line about the missing permission, and refusals after it", func() (bool, string) {
 		code, body := testkit.Get("http://" + readyAddr + "/ready")
 		if code == 200 {
 			ready++
 		}
-		logged = srv.Lines("forbidden")
-		return len(logged) > 0 && time.Since(started) > 5*time.Second, fmt.Sprintf("/ready %d %s", code, body)
+		requests, err := testkit.APIRequests(metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if logged = srv.Lines("forbidden"); len(logged) > 0 && refused < 0 {
+			refused = requests["403"]
+		}
+		// Two more rounds of its three watches, each attempt refused twice
+		// (the watch list, then the list it falls back to).
+		return refused >= 0 && requests["403"] >= refused+2*2*3, fmt.Sprintf("/ready %d %s; %d requests refused", code, body, requests["403"])
 	})
 	if ready > 0 {
 		t.Errorf("/ready answered 200 %d times without permission to list", ready)

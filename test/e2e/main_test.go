@@ -41,6 +41,11 @@ type listeners struct {
 
 var shared *env
 
+// liveness bounds the waits for what must happen, such as a change reaching
+// DNS: the tests assert that it happens, not how soon (make bench measures
+// that); the bound only ends a test that would hang.
+const liveness = 2 * time.Minute
+
 func TestMain(m *testing.M) {
 	if err := testkit.Supported(); err != nil {
 		fmt.Println("e2e: skipped:", err)

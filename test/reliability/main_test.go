@@ -37,6 +37,11 @@ var shared struct {
 	bin     string
 }
 
+// liveness bounds the waits for what must happen: a plugin retrying, a
+// change reaching DNS. The tests assert that it happens, not how soon (make
+// bench measures that); the bound only ends a test that would hang.
+const liveness = 2 * time.Minute
+
 // heavy is held by the tests that load the machine: one at a time.
 var heavy sync.Mutex
 
@@ -96,9 +101,10 @@ func ownCluster(t testing.TB, opts cluster.Options) *cluster.Cluster {
 // server is a running CoreDNS with the headless plugin alone.
 type server struct {
 	*testkit.Server
-	addr  string // DNS, 127.0.0.1:port, UDP and TCP
-	ready string // URL of the ready plugin's /ready, if any
-	pprof string // base URL of the pprof plugin, if any
+	addr    string // DNS, 127.0.0.1:port, UDP and TCP
+	ready   string // URL of the ready plugin's /ready, if any
+	pprof   string // base URL of the pprof plugin, if any
+	metrics string // URL of the prometheus plugin's /metrics, if any
 }
 
 // serverOptions configures startServer.
@@ -107,9 +113,12 @@ type serverOptions struct {
 	StartupTimeout string // by default 10s
 	Namespaces     string // the namespaces option, if set
 	PodNames       bool   // endpoint_pod_names
-	Ready, Pprof   bool   // add the ready and pprof plugins
-	// Wait is how long Start waits for DNS to answer, by default 1 minute.
-	Wait time.Duration
+	// Add the ready, pprof and prometheus plugins.
+	Ready, Pprof, Metrics bool
+	// Wait is how long Start waits for DNS to answer, by default 1 minute;
+	// with Background, startServer returns at once.
+	Wait       time.Duration
+	Background bool
 }
 
 // startServer starts CoreDNS with o and stops it when the test ends.
@@ -125,7 +134,7 @@ func startServer(t testing.TB, o serverOptions) *server {
 	if o.Wait == 0 {
 		o.Wait = time.Minute
 	}
-	ports, err := testkit.FreePorts(3)
+	ports, err := testkit.FreePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +148,15 @@ func startServer(t testing.TB, o serverOptions) *server {
 		b.Pprof = ports[2]
 		s.pprof = "http://" + testkit.Addr(b.Pprof)
 	}
-	if s.Server, err = testkit.Start(context.Background(), shared.bin, b.String(), o.Wait, s.addr); err != nil {
+	if o.Metrics {
+		b.Metrics = ports[3]
+		s.metrics = "http://" + testkit.Addr(b.Metrics) + "/metrics"
+	}
+	wait := []string{s.addr}
+	if o.Background {
+		wait = nil
+	}
+	if s.Server, err = testkit.Start(context.Background(), shared.bin, b.String(), o.Wait, wait...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -166,6 +183,75 @@ func (s *server) alive(t testing.TB) {
 func (s *server) readyStatus() int {
 	code, _ := testkit.Get(s.ready)
 	return code
+}
+
+// requests returns how many of the server's requests to the API server got
+// a response of code (testkit.NoResponse: none); it had to start with
+// serverOptions.Metrics.
+func (s *server) requests(t testing.TB, code string) int {
+	t.Helper()
+	counts, err := testkit.APIRequests(s.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts[code]
+}
+
+// failedRequests returns how many of the server's requests to the API
+// server got no response.
+func (s *server) failedRequests(t testing.TB) int { return s.requests(t, testkit.NoResponse) }
+
+// retried returns once n more of the server's requests to the API server
+// than from have got no response: the plugin has found the API server gone
+// and tried again. It calls check at each turn, which fails the test.
+func (s *server) retried(t testing.TB, from, n int, check func()) {
+	t.Helper()
+	s.awaitRequests(t, testkit.NoResponse, from, n, check)
+}
+
+// awaitRequests returns once n more of the server's requests to the API
+// server than from have got a response of code, calling check at each
+// turn.
+func (s *server) awaitRequests(t testing.TB, code string, from, n int, check func()) {
+	t.Helper()
+	s.Eventually(t, liveness, fmt.Sprintf("%d more requests to the API server answered %s", n, code), func() (bool, string) {
+		check()
+		got := s.requests(t, code)
+		return got >= from+n, fmt.Sprintf("%d requests answered %s, %d before", got, code, from)
+	})
+}
+
+// fewestGoroutines returns the lowest of a few goroutine counts of the
+// server: goroutines come and go with requests and retries.
+func (s *server) fewestGoroutines(t testing.TB) int {
+	t.Helper()
+	n := s.goroutines(t)
+	for range 9 {
+		n = min(n, s.goroutines(t))
+	}
+	return n
+}
+
+// liveHeap returns the bytes of the server's heap that a garbage collection
+// leaves, from the pprof plugin's heap profile, which collects first.
+func (s *server) liveHeap(t testing.TB) int {
+	t.Helper()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	resp, err := hc.Get(s.pprof + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var n int
+		if _, err := fmt.Sscanf(sc.Text(), "# HeapAlloc = %d", &n); err == nil {
+			return n
+		}
+	}
+	t.Fatalf("no HeapAlloc in the heap profile: %v", sc.Err())
+	return 0
 }
 
 // goroutines returns the number of goroutines of the server from the pprof

@@ -15,10 +15,13 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 )
 
-// TestStartWithoutAPIServer starts CoreDNS while the API server is down: it
-// must serve after startup_timeout, answer SERVFAIL (not NXDOMAIN) for the
-// names it cannot know yet and not be ready; once the API server is up it
-// must become ready and answer.
+// TestStartWithoutAPIServer starts CoreDNS while the API server is down.
+// With a startup_timeout that does not run out, it must not serve at all
+// until it has synced: the first answer it gives has the objects. With one
+// that runs out, it must serve once it has said so in the log, answer
+// SERVFAIL (not NXDOMAIN) for the names it cannot know yet and not be ready,
+// and stay so while it keeps trying the API server; once the API server is
+// up, both must become ready and answer.
 func TestStartWithoutAPIServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -28,25 +31,22 @@ func TestStartWithoutAPIServer(t *testing.T) {
 	}
 	c.StopAPIServer()
 
-	begin := time.Now()
-	s := startServer(t, serverOptions{Kubeconfig: c.Kubeconfig, StartupTimeout: "2s", Ready: true, Wait: 30 * time.Second})
-	serving := time.Since(begin)
-	t.Logf("serving DNS %v after the start", serving.Round(time.Millisecond))
-	if serving < 2*time.Second {
-		t.Errorf("served DNS %v after the start, before startup_timeout 2s", serving)
-	}
-	if len(s.Lines("unsynced Kubernetes API")) == 0 {
-		t.Errorf("no warning about the unsynced API in the log:\n%s", s.Output())
-	}
-
 	const consul = "consul-server.default.svc.cluster.local."
+	waiting := startServer(t, serverOptions{Kubeconfig: c.Kubeconfig, StartupTimeout: "1h", Ready: true, Metrics: true, Background: true})
+	first := firstAnswer(t, waiting.addr, consul, dns.TypeA)
+
+	s := startServer(t, serverOptions{Kubeconfig: c.Kubeconfig, StartupTimeout: "2s", Ready: true, Metrics: true})
+	// It serves only once startup_timeout has run out, which it logs first.
+	if len(s.Lines("unsynced Kubernetes API")) == 0 {
+		t.Errorf("serving DNS without the warning about the unsynced API in the log:\n%s", s.Output())
+	}
 	unknown := []named{
 		{consul, dns.TypeA}, {consul, dns.TypeSRV}, {"consul-server-0." + consul, dns.TypeA},
 		{"_http._tcp." + consul, dns.TypeSRV}, {reverse(t, testkit.ConsulIPs[0]), dns.TypePTR},
 		{"app.startup.svc.cluster.local.", dns.TypeA},
 	}
-	// For a few seconds: SERVFAIL for every name, and not ready.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+	unsynced := func() {
+		t.Helper()
 		for _, n := range unknown {
 			if r := testkit.Query(t, "udp", s.addr, n.name, n.qtype); r.Rcode != dns.RcodeServerFailure {
 				t.Fatalf("%s without the API server: %s, want SERVFAIL", n, dns.RcodeToString[r.Rcode])
@@ -55,14 +55,25 @@ func TestStartWithoutAPIServer(t *testing.T) {
 		if code := s.readyStatus(); code == http.StatusOK {
 			t.Fatal("/ready is 200 without the API server")
 		}
-		time.Sleep(200 * time.Millisecond)
+		if code := waiting.readyStatus(); code == http.StatusOK {
+			t.Fatal("/ready is 200 without the API server, startup_timeout 1h")
+		}
+		select {
+		case r := <-first:
+			t.Fatalf("startup_timeout 1h: served DNS without the API server:\n%v", r)
+		default:
+		}
 	}
+	unsynced()
+	// So it stays while both try the API server again and again.
+	s.retried(t, s.failedRequests(t), outageRetries, unsynced)
+	waiting.retried(t, waiting.failedRequests(t), outageRetries, unsynced)
 	s.alive(t)
+	waiting.alive(t)
 
 	if err := c.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
-	back := time.Now()
 	o := testkit.Objects{
 		Services: []*core.Service{testkit.Headless("startup", "app")},
 		Slices: []*discovery.EndpointSlice{testkit.Slice("startup", "app", "app-1", discovery.AddressTypeIPv4,
@@ -72,14 +83,21 @@ func TestStartWithoutAPIServer(t *testing.T) {
 	if err := testkit.Apply(ctx, c.Client, o); err != nil {
 		t.Fatal(err)
 	}
-	// The reflectors retry a failed list after a delay that doubles from
-	// 0.8s (see recoverWithin): a few seconds here.
-	testkit.Eventually(t, time.Minute, "/ready 200", func() (bool, string) {
-		code := s.readyStatus()
-		return code == http.StatusOK, fmt.Sprintf("status %d", code)
-	})
-	t.Logf("ready %v after the API server was back", time.Since(back).Round(time.Millisecond))
-	testkit.Eventually(t, 30*time.Second, "the objects in DNS", func() (bool, string) {
+	for _, srv := range []*server{s, waiting} {
+		srv.Eventually(t, liveness, "/ready 200", func() (bool, string) {
+			code := srv.readyStatus()
+			return code == http.StatusOK, fmt.Sprintf("status %d", code)
+		})
+	}
+	select {
+	case r := <-first:
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != len(testkit.ConsulIPs) {
+			t.Errorf("startup_timeout 1h: the first answer it gave is not the synced one:\n%v", r)
+		}
+	case <-time.After(liveness):
+		t.Fatalf("startup_timeout 1h: no answer once synced\n%s", waiting.Tail(60))
+	}
+	s.Eventually(t, liveness, "the objects in DNS", func() (bool, string) {
 		for _, c := range []struct {
 			n    named
 			want int
@@ -93,8 +111,27 @@ func TestStartWithoutAPIServer(t *testing.T) {
 		}
 		return true, ""
 	})
-	t.Logf("answers correct %v after the API server was back", time.Since(back).Round(time.Millisecond))
 	if r := testkit.Query(t, "udp", s.addr, "nothing.startup.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Errorf("an unknown name once synced: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
+}
+
+// firstAnswer asks addr for name until a reply comes, and sends the first
+// on the channel it returns; it gives up when the test ends. A server that
+// does not listen yet refuses or drops the query: that is no reply.
+func firstAnswer(t testing.TB, addr, name string, qtype uint16) <-chan *dns.Msg {
+	ch := make(chan *dns.Msg, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+		for ctx.Err() == nil {
+			if r, _, err := c.ExchangeContext(ctx, testkit.NewQuery(name, qtype), addr); err == nil {
+				ch <- r
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return ch
 }
