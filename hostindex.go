@@ -18,6 +18,11 @@ import (
 // Its maps are shards by hash, copied on write, so that a snapshot shares
 // those that a change leaves alone: an update of one slice copies the few
 // shards of the labels that came or went, not the service's whole map.
+//
+// At the wire (make bench, big services: dnsperf on 1000 pod names, each
+// plugin alone), it took headless from 23.5k to 27.8k qps on a service of
+// 10,000 endpoints and from 9.7k to 43.9k qps on one of 50,000, for 2 MB and
+// 4.4 MB more resident memory; the kubernetes plugin served 6.4k and 0.7k.
 type hostIndex struct {
 	seed   maphash.Seed
 	shards [hostShards]map[string]string

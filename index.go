@@ -583,9 +583,8 @@ func (st *serviceState) shared(prev *sharedKeys, gone, added []*part) *sharedKey
 // address is keyed by its 4 bytes, so that each costs one small map entry.
 //
 // This, the runs of all that hostRec points into and endpointDetail are for
-// memory: together they took BenchmarkIndexMemory from 548 to 292 B an
-// endpoint, and the drop-in's live heap in the production shape of make
-// bench from 1.08x stock to 1.04x (BENCHMARKS.md), under its 1.05x target.
+// memory: without them the drop-in's live heap in the production shape of
+// make bench was 1.08x stock's, over its 1.05x target (BENCHMARKS.md).
 type reverseMap struct {
 	v4 reverseTable[uint32]
 	v6 reverseTable[[16]byte]
