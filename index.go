@@ -521,28 +521,9 @@ func (st *serviceState) shared(prev *sharedKeys, gone, added []*part) *sharedKey
 	var addrs []netip.Addr
 	var hosts []string
 	count := func(p *part, d int32) {
-		p.addresses(func(a netip.Addr) {
-			n := c.addrs[a] + d
-			if n == 0 {
-				delete(c.addrs, a)
-			} else {
-				c.addrs[a] = n
-			}
-			if (d > 0 && n == 2) || (d < 0 && n == 1) {
-				addrs = append(addrs, a)
-			}
-		})
+		p.addresses(func(a netip.Addr) { addrs = countKey(c.addrs, a, d, addrs) })
 		for _, h := range p.hosts {
-			l := strings.ToLower(h.name)
-			n := c.hosts[l] + d
-			if n == 0 {
-				delete(c.hosts, l)
-			} else {
-				c.hosts[l] = n
-			}
-			if (d > 0 && n == 2) || (d < 0 && n == 1) {
-				hosts = append(hosts, l)
-			}
+			hosts = countKey(c.hosts, strings.ToLower(h.name), d, hosts)
 		}
 	}
 	for _, p := range gone {
@@ -559,24 +540,39 @@ func (st *serviceState) shared(prev *sharedKeys, gone, added []*part) *sharedKey
 		maps.Copy(next.addrs, prev.addrs)
 		maps.Copy(next.hosts, prev.hosts)
 	}
-	for _, a := range addrs {
-		if c.addrs[a] >= 2 {
-			next.addrs[a] = true
-		} else {
-			delete(next.addrs, a)
-		}
-	}
-	for _, h := range hosts {
-		if c.hosts[h] >= 2 {
-			next.hosts[h] = true
-		} else {
-			delete(next.hosts, h)
-		}
-	}
+	markShared(next.addrs, c.addrs, addrs)
+	markShared(next.hosts, c.hosts, hosts)
 	if len(next.addrs) == 0 && len(next.hosts) == 0 {
 		return nil
 	}
 	return next
+}
+
+// countKey adds d to the count of key and appends key to crossed when the
+// count crosses 2, either way.
+func countKey[K comparable](counts map[K]int32, key K, d int32, crossed []K) []K {
+	n := counts[key] + d
+	if n == 0 {
+		delete(counts, key)
+	} else {
+		counts[key] = n
+	}
+	if (d > 0 && n == 2) || (d < 0 && n == 1) {
+		crossed = append(crossed, key)
+	}
+	return crossed
+}
+
+// markShared puts each of keys that counts has twice or more in shared,
+// and takes the others out.
+func markShared[K comparable](shared map[K]bool, counts map[K]int32, keys []K) {
+	for _, k := range keys {
+		if counts[k] >= 2 {
+			shared[k] = true
+		} else {
+			delete(shared, k)
+		}
+	}
 }
 
 // reverseMap finds the labelled endpoints that hold an address. An IPv4
