@@ -50,7 +50,8 @@ var (
 // ports, forward to a loopback port nothing listens on (the only query it
 // gets is the loop plugin's probe), a kubeconfig in both plugins and the
 // pprof plugin added, for the heap. Stock drops the headless block; without
-// cache, the cache line goes too.
+// cache, kubeadm's shape, the cache goes too; with it, it is the Helm chart's
+// plain cache 30.
 func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig string, p corefilePorts) (string, error) {
 	var out strings.Builder
 	var found []string
@@ -72,15 +73,18 @@ func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig
 			l = forwardLine.ReplaceAllString(l, fmt.Sprintf("${1} 127.0.0.1:%d${2}", p.upstream))
 		case cacheLine.MatchString(l):
 			found = append(found, "cache")
-			if !withCache {
-				// kubeadm's cache has a block of options: drop it whole.
-				if strings.HasSuffix(l, "{") {
-					for strings.TrimSpace(lines[i]) != "}" {
-						i++
-					}
+			// kubeadm's cache has a block of options, which keep nothing
+			// of cluster.local: the run without cache is its shape, and
+			// the run with cache is the Helm chart's plain cache 30.
+			if strings.HasSuffix(l, "{") {
+				for strings.TrimSpace(lines[i]) != "}" {
+					i++
 				}
+			}
+			if !withCache {
 				continue
 			}
+			l = l[:len(l)-len(strings.TrimLeft(l, " \t"))] + "cache 30"
 		case pluginLine.MatchString(l):
 			m := pluginLine.FindStringSubmatch(l)
 			found = append(found, m[2])
