@@ -42,15 +42,6 @@ func newSnapshot(name, namespace string, parts []*part, terminating bool, shared
 	return s
 }
 
-// endpoints returns the number of endpoints of the snapshot.
-func (s *snapshot) endpoints() int {
-	n := 0
-	for _, p := range s.parts {
-		n += len(p.eps)
-	}
-	return n
-}
-
 // selection is the list of pairs that one query name selects, in segments
 // of one part each.
 type selection struct {
