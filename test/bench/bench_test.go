@@ -34,10 +34,16 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 9 of the all-headless workload, 8 of the big services (4 a size), 4 in
-	// process, 9 of the production shape.
+	// process, 13 of the production shape (2 for each of its 3 shapes).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 30 {
-		t.Errorf("the report has %d target rows with figures, want 30:\n%s", len(rows), md)
+	if len(rows) != 34 {
+		t.Errorf("the report has %d target rows with figures, want 34:\n%s", len(rows), md)
+	}
+	// A row of figures for each shape the production shape runs.
+	for _, sh := range shapes {
+		if !regexp.MustCompile(`(?m)^\| `+string(sh)+` \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9.]+ MB \|`).Match(md) {
+			t.Errorf("the report has no figures for the shape %s:\n%s", sh, md)
+		}
 	}
 	// The in-process rows, read from the Go benchmark output.
 	for _, want := range []string{

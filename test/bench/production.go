@@ -45,14 +45,33 @@ var (
 	cacheLine      = regexp.MustCompile(`^\s*cache\b`)
 )
 
-// productionCorefile returns deploy/Corefile (shipped) as the bench runs it:
-// listening on 127.0.0.1 only, health, ready and prometheus on loopback
-// ports, forward to a loopback port nothing listens on (the only query it
-// gets is the loop plugin's probe), a kubeconfig in both plugins and the
-// pprof plugin added, for the heap. Stock drops the headless block; without
-// cache, kubeadm's shape, the cache goes too; with it, it is the Helm chart's
-// plain cache 30.
-func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig string, p corefilePorts) (string, error) {
+// shape is a Corefile shape that clusters run their cluster DNS in.
+type shape string
+
+// The shapes, from issue 20: deploy/Corefile is kubeadm's Corefile with the
+// headless block added.
+const (
+	// kubeadmShape is deploy/Corefile as it is: kubeadm's cache block keeps
+	// nothing of cluster.local, so every headless question reaches the plugins.
+	kubeadmShape shape = "kubeadm"
+	// helmShape is the coredns Helm chart's: a plain cache 30 in place of
+	// kubeadm's cache block.
+	helmShape shape = "Helm chart"
+	// nodeLocalShape is kubeadm's behind NodeLocal DNSCache's caching server
+	// (nodeLocalCorefile), which the clients ask.
+	nodeLocalShape shape = "NodeLocal DNSCache"
+)
+
+var shapes = []shape{kubeadmShape, helmShape, nodeLocalShape}
+
+// productionCorefile returns deploy/Corefile (shipped) as the bench runs it
+// in shape: listening on 127.0.0.1 only, health, ready and prometheus on
+// loopback ports, forward to a loopback port nothing listens on (the only
+// query it gets is the loop plugin's probe), a kubeconfig in both plugins
+// and the pprof plugin added, for the heap. Stock drops the headless block.
+// In the Helm chart's shape, kubeadm's cache block is the chart's plain
+// cache 30.
+func productionCorefile(shipped string, withHeadless bool, sh shape, kubeconfig string, p corefilePorts) (string, error) {
 	var out strings.Builder
 	var found []string
 	lines := strings.Split(strings.TrimRight(shipped, "\n"), "\n")
@@ -73,16 +92,13 @@ func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig
 			l = forwardLine.ReplaceAllString(l, fmt.Sprintf("${1} 127.0.0.1:%d${2}", p.upstream))
 		case cacheLine.MatchString(l):
 			found = append(found, "cache")
-			// kubeadm's cache has a block of options, which keep nothing
-			// of cluster.local: the run without cache is its shape, and
-			// the run with cache is the Helm chart's plain cache 30.
+			if sh != helmShape {
+				break
+			}
 			if strings.HasSuffix(l, "{") {
 				for strings.TrimSpace(lines[i]) != "}" {
 					i++
 				}
-			}
-			if !withCache {
-				continue
 			}
 			l = l[:len(l)-len(strings.TrimLeft(l, " \t"))] + "cache 30"
 		case pluginLine.MatchString(l):
@@ -106,72 +122,61 @@ func productionCorefile(shipped string, withHeadless, withCache bool, kubeconfig
 	return out.String(), nil
 }
 
-// prodProc is one running CoreDNS process of a setup.
+// nodeLocalCorefile is NodeLocal DNSCache's Corefile for the cluster's zones
+// (Kubernetes' cluster/addons/dns/nodelocaldns/nodelocaldns.yaml, as
+// docs/operators.md quotes it), listening on 127.0.0.1:port and forwarding
+// over TCP to the cluster DNS at upstream. Its prometheus and health
+// listeners and its block for other names, which nothing here asks, are left
+// out.
+func nodeLocalCorefile(port int, upstream string) string {
+	var out strings.Builder
+	for _, zone := range []string{"cluster.local", "in-addr.arpa", "ip6.arpa"} {
+		cache := "cache 30"
+		if zone == "cluster.local" {
+			cache = "cache {\n            success 9984 30\n            denial 9984 5\n    }"
+		}
+		fmt.Fprintf(&out, "%s:%d {\n    errors\n    %s\n    reload\n    loop\n    bind 127.0.0.1\n    forward . %s {\n            force_tcp\n    }\n}\n",
+			zone, port, cache, upstream)
+	}
+	return out.String()
+}
+
+// prodProc is one running CoreDNS process of a setup, and in NodeLocal
+// DNSCache's shape the caching server in front of it.
 type prodProc struct {
 	setup string
+	shape shape
 	srv   *testkit.Server
-	port  int
+	front *testkit.Server // the node cache, in NodeLocal DNSCache's shape
+	port  int             // where clients ask: the node cache's, if any
 	addr  string
-	pprof int
+	pprof int    // the cluster DNS's
 	meter *meter // nil unless metered
 }
 
-// stop ends the process at once: the shipped Corefile's lameduck would
+// stop ends the processes at once: the shipped Corefile's lameduck would
 // hold each stop for 5s.
 func (p *prodProc) stop() {
-	if proc, err := os.FindProcess(p.srv.PID()); err == nil {
-		_ = proc.Kill()
+	for _, srv := range []*testkit.Server{p.front, p.srv} {
+		if srv == nil {
+			continue
+		}
+		if proc, err := os.FindProcess(srv.PID()); err == nil {
+			_ = proc.Kill()
+		}
+		srv.Stop()
 	}
-	p.srv.Stop()
 	if p.meter != nil {
 		p.meter.close()
 	}
 }
 
-// startSetup starts a process of setup on the cluster mix, on CPU cpu
-// unless it is negative, with the cache or without (stock and drop-in only),
-// through a meter if metered; it returns once the process answers the
-// probes of its setup.
-func (b *bench) startSetup(ctx context.Context, setup string, cpu int, withCache, metered bool) (*prodProc, error) {
-	ports, err := testkit.FreePorts(6)
-	if err != nil {
-		return nil, err
-	}
-	p := &prodProc{setup: setup, port: ports[0], addr: testkit.Addr(ports[0]), pprof: ports[1]}
-	kubeconfig := b.kubeconfig
-	if metered && setup != whoami {
-		if p.meter, err = newMeter(b.cluster, b.path(fmt.Sprintf("kubeconfig-%d", ports[0]))); err != nil {
-			return nil, err
-		}
-		kubeconfig = p.meter.kubeconfig
-	}
-	var corefile string
-	switch setup {
-	case stock, dropIn:
-		corefile, err = productionCorefile(b.shipped, setup == dropIn, withCache, kubeconfig,
-			corefilePorts{ports[0], ports[2], ports[3], ports[4], ports[1], ports[5]})
-	default:
-		corefile = testkit.Block{
-			Port: ports[0], Pprof: ports[1],
-			Whoami: setup == whoami, Kubernetes: setup == kubernetesAlone, Headless: setup == headlessAlone,
-			Kubeconfig: kubeconfig, StartupTimeout: "5m",
-		}.String()
-	}
-	var srv *testkit.Server
-	if err == nil && cpu >= 0 {
-		srv, err = testkit.StartPinned(ctx, cpu, b.bin, corefile, 15*time.Minute, p.addr)
-	} else if err == nil {
-		srv, err = testkit.Start(ctx, b.bin, corefile, 15*time.Minute, p.addr)
-	}
-	if err != nil {
-		if p.meter != nil {
-			p.meter.close()
-		}
-		return nil, err
-	}
-	p.srv = srv
-	if setup == whoami {
-		return p, nil
+// startSetup starts a process of setup on the cluster mix with startShape,
+// and returns once it answers the probes of its setup.
+func (b *bench) startSetup(ctx context.Context, setup string, cpu int, sh shape, metered bool) (*prodProc, error) {
+	p, err := b.startShape(ctx, setup, cpu, sh, metered)
+	if err != nil || setup == whoami {
+		return p, err
 	}
 	for _, name := range mixProbes(b.cfg.mixServices, b.cfg.headlessEvery, setup != headlessAlone) {
 		// Slowly: an early NXDOMAIN stays in the cache for 30s.
@@ -183,6 +188,58 @@ func (b *bench) startSetup(ctx context.Context, setup string, cpu int, withCache
 	return p, nil
 }
 
+// startShape starts a process of setup on the cluster of b, on CPU cpu
+// unless it is negative, stock and drop-in in shape sh, through a meter if
+// metered. In NodeLocal DNSCache's shape the node cache starts too, on the
+// same CPU. It returns once the processes serve.
+func (b *bench) startShape(ctx context.Context, setup string, cpu int, sh shape, metered bool) (*prodProc, error) {
+	ports, err := testkit.FreePorts(7)
+	if err != nil {
+		return nil, err
+	}
+	p := &prodProc{setup: setup, shape: sh, port: ports[0], addr: testkit.Addr(ports[0]), pprof: ports[1]}
+	kubeconfig := b.kubeconfig
+	if metered && setup != whoami {
+		if p.meter, err = newMeter(b.cluster, b.path(fmt.Sprintf("kubeconfig-%d", ports[0]))); err != nil {
+			return nil, err
+		}
+		kubeconfig = p.meter.kubeconfig
+	}
+	var corefile string
+	switch setup {
+	case stock, dropIn:
+		corefile, err = productionCorefile(b.shipped, setup == dropIn, sh, kubeconfig,
+			corefilePorts{ports[0], ports[2], ports[3], ports[4], ports[1], ports[5]})
+	default:
+		corefile = testkit.Block{
+			Port: ports[0], Pprof: ports[1],
+			Whoami: setup == whoami, Kubernetes: setup == kubernetesAlone, Headless: setup == headlessAlone,
+			Kubeconfig: kubeconfig, StartupTimeout: "5m",
+		}.String()
+	}
+	if err == nil {
+		p.srv, err = startPinned(ctx, cpu, b.bin, corefile, p.addr)
+	}
+	if err == nil && sh == nodeLocalShape && (setup == stock || setup == dropIn) {
+		p.port, p.addr = ports[6], testkit.Addr(ports[6])
+		p.front, err = startPinned(ctx, cpu, b.bin, nodeLocalCorefile(p.port, testkit.Addr(ports[0])), p.addr)
+	}
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// startPinned starts bin on corefile, pinned to cpu unless it is negative,
+// and waits for addr to serve.
+func startPinned(ctx context.Context, cpu int, bin, corefile, addr string) (*testkit.Server, error) {
+	if cpu >= 0 {
+		return testkit.StartPinned(ctx, cpu, bin, corefile, 15*time.Minute, addr)
+	}
+	return testkit.Start(ctx, bin, corefile, 15*time.Minute, addr)
+}
+
 // measureSetups starts each setup alone on the cluster mix, pinned to CPU 0
 // and through a meter, and records the bytes it received until it answers
 // for the last services, and its memory once a collection has run and the
@@ -192,7 +249,7 @@ func (b *bench) measureSetups(ctx context.Context) error {
 	for _, s := range setups {
 		fmt.Fprintf(b.log, "cluster mix: starting %s ...\n", s)
 		begin := time.Now()
-		p, err := b.startSetup(ctx, s, 0, true, true)
+		p, err := b.startSetup(ctx, s, 0, helmShape, true)
 		if err != nil {
 			return err
 		}
@@ -221,38 +278,44 @@ func (b *bench) measureSetups(ctx context.Context) error {
 	return nil
 }
 
-// measureProductionQPS runs dnsperf on CPU 1 against stock and drop-in, each
-// alone on CPU 0, with the cache and without, on the headless names of the
-// cluster mix.
-func (b *bench) measureProductionQPS(ctx context.Context) error {
-	for _, withCache := range []bool{true, false} {
+// shapeResult is what one setup did in one shape.
+type shapeResult struct {
+	qps           float64 // the best of the rounds
+	rssKB, heapKB int     // the cluster DNS's, settled after the rounds
+}
+
+// measureShapes runs dnsperf on CPU 1 against stock and drop-in, each alone
+// with its processes on CPU 0, in each shape, on the headless names of the
+// cluster mix, and reads the cluster DNS's memory after the runs, its cache
+// as full as they left it.
+func (b *bench) measureShapes(ctx context.Context) error {
+	for _, sh := range shapes {
+		b.rep.prod.shapes[sh] = map[string]shapeResult{}
 		for _, s := range []string{stock, dropIn} {
-			p, err := b.startSetup(ctx, s, 0, withCache, false)
+			p, err := b.startSetup(ctx, s, 0, sh, false)
 			if err != nil {
 				return err
 			}
-			best := 0.0
+			var r shapeResult
 			for range b.cfg.rounds {
 				qps, err := dnsperf(ctx, b.files[headlessMix], p.port, b.cfg.duration, 0)
 				if err != nil {
 					p.stop()
-					return fmt.Errorf("%s: %w", s, err)
+					return fmt.Errorf("%s, %s: %w", s, sh, err)
 				}
-				best = max(best, qps)
+				r.qps = max(r.qps, qps)
 			}
+			mem, err := settledMemory(ctx, p.srv.PID(), p.pprof, b.cfg.settle)
 			p.stop()
-			b.rep.prod.qps[qpsKey(s, withCache)] = best
-			fmt.Fprintf(b.log, "cluster mix: %s: %.0f qps\n", qpsKey(s, withCache), best)
+			if err != nil {
+				return err
+			}
+			r.rssKB, r.heapKB = mem.rssKB, mem.heapKB
+			b.rep.prod.shapes[sh][s] = r
+			fmt.Fprintf(b.log, "cluster mix: %s, %s: %.0f qps, RSS %d kB, heap %d kB\n", s, sh, r.qps, r.rssKB, r.heapKB)
 		}
 	}
 	return nil
-}
-
-func qpsKey(setup string, withCache bool) string {
-	if withCache {
-		return setup + ", cache 30"
-	}
-	return setup + ", no cache"
 }
 
 // relistResult is the resident memory of a process around a relist.
@@ -276,7 +339,7 @@ func (b *bench) measureRelist(ctx context.Context) error {
 	}()
 	initial := map[string]int64{}
 	for _, s := range []string{stock, dropIn} {
-		p, err := b.startSetup(ctx, s, -1, true, true)
+		p, err := b.startSetup(ctx, s, -1, helmShape, true)
 		if err != nil {
 			return err
 		}
@@ -363,7 +426,7 @@ func (b *bench) measureRecovery(ctx context.Context) error {
 		}
 	}()
 	for _, s := range []string{kubernetesAlone, headlessAlone} {
-		p, err := b.startSetup(ctx, s, -1, false, false)
+		p, err := b.startSetup(ctx, s, -1, kubeadmShape, false)
 		if err != nil {
 			return err
 		}
@@ -400,7 +463,7 @@ func (b *bench) measureNegativeTTL(ctx context.Context) error {
 		}
 	}()
 	for _, s := range []string{stock, dropIn} {
-		p, err := b.startSetup(ctx, s, -1, true, false)
+		p, err := b.startSetup(ctx, s, -1, helmShape, false)
 		if err != nil {
 			return err
 		}
@@ -505,7 +568,7 @@ func runProduction(ctx context.Context, b *bench) error {
 	if b.shipped, err = shippedCorefile(); err != nil {
 		return err
 	}
-	display, err := productionCorefile(b.shipped, true, true, "KUBECONFIG", corefilePorts{1053, 8080, 8181, 9153, 6060, 5301})
+	display, err := productionCorefile(b.shipped, true, kubeadmShape, "KUBECONFIG", corefilePorts{1053, 8080, 8181, 9153, 6060, 5301})
 	if err != nil {
 		return err
 	}
@@ -520,7 +583,7 @@ func runProduction(ctx context.Context, b *bench) error {
 		return err
 	}
 	for _, measure := range []func(context.Context) error{
-		b.measureSetups, b.measureProductionQPS, b.measureNegativeTTL, b.measureRelist, b.measureRecovery,
+		b.measureSetups, b.measureShapes, b.measureNegativeTTL, b.measureRelist, b.measureRecovery,
 	} {
 		if err := measure(ctx); err != nil {
 			return err

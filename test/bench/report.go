@@ -43,14 +43,14 @@ type traffic struct {
 // production holds the figures of the production shape.
 type production struct {
 	loadTime time.Duration
-	corefile string                     // the drop-in's, as run
-	procs    map[string]procResult      // by setup
-	received map[string]traffic         // by setup, until it answered for the last services
-	objects  map[string]int             // by plugin: what its initial lists return
-	qps      map[string]float64         // by qpsKey
-	relist   map[string]relistResult    // stock and drop-in
-	recovery map[string][]time.Duration // headless alone and kubernetes alone
-	negative map[string][]time.Duration // stock and drop-in
+	corefile string                           // the drop-in's, as run
+	procs    map[string]procResult            // by setup
+	received map[string]traffic               // by setup, until it answered for the last services
+	objects  map[string]int                   // by plugin: what its initial lists return
+	shapes   map[shape]map[string]shapeResult // by shape and setup (stock, drop-in)
+	relist   map[string]relistResult          // stock and drop-in
+	recovery map[string][]time.Duration       // headless alone and kubernetes alone
+	negative map[string][]time.Duration       // stock and drop-in
 }
 
 func newReport(cfg config) *report {
@@ -63,7 +63,7 @@ func newReport(cfg config) *report {
 		big:     map[string]map[string]bigResult{},
 		bigLoad: map[string]time.Duration{},
 		prod: production{
-			procs: map[string]procResult{}, received: map[string]traffic{}, qps: map[string]float64{},
+			procs: map[string]procResult{}, received: map[string]traffic{}, shapes: map[shape]map[string]shapeResult{},
 			relist: map[string]relistResult{}, recovery: map[string][]time.Duration{}, negative: map[string][]time.Duration{},
 		},
 	}

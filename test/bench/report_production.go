@@ -38,9 +38,12 @@ func (p *production) targets() []target {
 	hb, kb := float64(p.received[headlessAlone].bytes), float64(p.received[kubernetesAlone].bytes)
 	ts = append(ts, peak,
 		atMost("headless alone: bytes of its initial lists", "<= 0.12x kubernetes alone", fmt.Sprintf("%s vs %s", megabytes(hb), megabytes(kb)), hb, kb, 0.12))
-	for _, withCache := range []bool{true, false} {
-		d, s := p.qps[qpsKey(dropIn, withCache)], p.qps[qpsKey(stock, withCache)]
-		ts = append(ts, atLeast("drop-in: QPS, headless names, "+strings.TrimPrefix(qpsKey("", withCache), ", "), ">= stock", qps(d, s), d, s, 1))
+	for _, sh := range shapes {
+		d, s := p.shapes[sh][dropIn], p.shapes[sh][stock]
+		ts = append(ts,
+			atLeast(fmt.Sprintf("%s: drop-in QPS, headless names", sh), ">= stock", qps(d.qps, s.qps), d.qps, s.qps, 1),
+			atMost(fmt.Sprintf("%s: drop-in memory after the queries", sh), "<= 1.10x stock",
+				mb(float64(d.rssKB)/1024, float64(s.rssKB)/1024), float64(d.rssKB), float64(s.rssKB), 1.10))
 	}
 	hr, kr := percentile(p.recovery[headlessAlone], 1), percentile(p.recovery[kubernetesAlone], 1)
 	rec := atMost(fmt.Sprintf("headless: new service answered after a restart, max of %d", len(p.recovery[headlessAlone])),
@@ -69,13 +72,13 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 	fmt.Fprintf(b, "\n## Production shape\n\n")
 	fmt.Fprintf(b, "A control plane of its own with the cluster mix: %d services x %d endpoints x 2 ports in one namespace, one in %d (%d) headless with hostnames as a StatefulSet's, the others ClusterIP services; each service has one EndpointSlice written as the EndpointSlice controller writes it (its labels, `service.kubernetes.io/headless` on those of headless services, endpoint conditions, pod reference, node and zone). Loading it took %s.\n\n",
 		cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, headlessServices, p.loadTime.Round(time.Second))
-	b.WriteString("Four setups of the same binary: **stock** is `deploy/Corefile` without the headless block (kubernetes behind cache 30: the cache block of kubeadm's Corefile, which keeps nothing of cluster.local, is run as the Helm chart's plain `cache 30`, and without the cache as kubeadm's shape), **drop-in** is `deploy/Corefile` as shipped, **headless alone** and **kubernetes alone** are a server block with one plugin. ")
-	b.WriteString("`deploy/Corefile` is run with only what must change to run here: it listens on 127.0.0.1 on a port picked at run time; health, ready and prometheus listen on loopback ports; both plugins get a kubeconfig; `forward` goes to a loopback port where nothing listens instead of `/etc/resolv.conf` (no query leaves the machine: the only one it gets is the loop plugin's probe); and the pprof plugin is added, for the live heap. `errors`, `health` with its lameduck, `ready`, `prometheus`, `cache 30`, `loop`, `reload` and `loadbalance` stay. The drop-in as run, with sample ports (the bench picks free ones) and KUBECONFIG for the path of its kubeconfig:\n\n```\n")
+	b.WriteString("Four setups of the same binary: **stock** is `deploy/Corefile` without the headless block, **drop-in** is `deploy/Corefile` as shipped, **headless alone** and **kubernetes alone** are a server block with one plugin. Stock and drop-in run in the three shapes clusters run: **kubeadm**'s is `deploy/Corefile` as it is (kubeadm v1.37's Corefile, whose cache block keeps nothing of cluster.local); the **Helm chart**'s has the chart's plain `cache 30` in place of that block; **NodeLocal DNSCache** is kubeadm's behind NodeLocal DNSCache's caching server for the cluster's zones (`cache` with `success 9984 30` and `denial 9984 5`, `forward` to the cluster DNS with `force_tcp`; its prometheus, health and the block for other names left out), which the clients ask. Memory, the relist and negative caching are measured in the Helm chart's shape. ")
+	b.WriteString("`deploy/Corefile` is run with only what must change to run here: it listens on 127.0.0.1 on a port picked at run time; health, ready and prometheus listen on loopback ports; both plugins get a kubeconfig; `forward` goes to a loopback port where nothing listens instead of `/etc/resolv.conf` (no query leaves the machine: the only one it gets is the loop plugin's probe); and the pprof plugin is added, for the live heap. `errors`, `health` with its lameduck, `ready`, `prometheus`, `cache`, `loop`, `reload` and `loadbalance` stay. The drop-in as run in kubeadm's shape, with sample ports (the bench picks free ones) and KUBECONFIG for the path of its kubeconfig:\n\n```\n")
 	b.WriteString(p.corefile)
 	b.WriteString("```\n\n")
 	fmt.Fprintf(b, "Memory is read as in the all-headless workload: each setup alone, pinned to CPU 0, once it answers for the last headless and ClusterIP services, after a collection and %s, against a process serving only `whoami`. ", cfg.settle)
 	b.WriteString("The bytes a plugin receives are counted on the client side, on the process's own connection: each process reaches the API server through a reverse proxy in the bench binary that counts the bytes of the response bodies it passes on (as sent, so compressed where the API server compressed them) until the process answers for the last services; the objects are those the plugin's initial lists return, counted by listing with the same selectors (kubernetes: Services, EndpointSlices and Namespaces, unfiltered; headless: Services with `spec.clusterIP=None`, the controller's EndpointSlices labelled `service.kubernetes.io/headless`, and the EndpointSlices the controller does not manage). ")
-	fmt.Fprintf(b, "QPS is dnsperf on CPU 1 against each setup alone on CPU 0, best of %d runs of %s, on a random mix of A, per-pod A, `_http._tcp` SRV and bare SRV questions over the headless services, with `cache 30` and with the cache line removed. ", cfg.rounds, cfg.duration)
+	fmt.Fprintf(b, "In each shape, QPS is dnsperf on CPU 1 against stock and drop-in, each alone with its processes (and the node cache) on CPU 0, best of %d runs of %s, on a random mix of A, per-pod A, `_http._tcp` SRV and bare SRV questions over the headless services; the memory of each shape is the cluster DNS's, read as above after those runs, with what they left in its cache. ", cfg.rounds, cfg.duration)
 	fmt.Fprintf(b, "The relist: stock and drop-in run at once, unpinned, each through its proxy; the API server stops for %s and starts again, and their resident memory is sampled every 100 ms until each has received as many bytes again as its initial lists took, and 3 s more. ", cfg.outage)
 	fmt.Fprintf(b, "Recovery: headless alone and kubernetes alone run at once, unpinned; the API server stops for %s and starts, a new headless service is created as soon as `/readyz` answers, and each is asked for its pod's name every millisecond; the time is from `/readyz` to the answer. ", cfg.outage)
 	b.WriteString("Negative caching: stock and drop-in run at once, unpinned; a headless service has a ready pod and a pod that is not ready; a client asks both for the not-ready pod's name (NXDOMAIN, which the cache keeps: 30 s from kubernetes's SOA, 5 s with headless's `negative_ttl 5`), the pod turns ready, and the client asks again every 100 ms; the time is from the API server acknowledging the update to the address.\n\n")
@@ -110,10 +113,11 @@ func (p *production) write(b *strings.Builder, cfg config, ts []target) {
 		fmt.Fprintf(b, "\nThe requests of %s until it served:\n\n```\n%s\n```\n", s, strings.Join(p.received[s].calls, "\n"))
 	}
 
-	b.WriteString("\n| questions | stock qps | drop-in qps |\n| --- | --- | --- |\n")
-	for _, withCache := range []bool{true, false} {
-		fmt.Fprintf(b, "| headless names, %s | %.0f | %.0f |\n", strings.TrimPrefix(qpsKey("", withCache), ", "),
-			p.qps[qpsKey(stock, withCache)], p.qps[qpsKey(dropIn, withCache)])
+	b.WriteString("\n| shape | stock qps | drop-in qps | ratio | stock VmRSS | drop-in VmRSS | ratio | stock live heap | drop-in live heap |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, sh := range shapes {
+		s, d := p.shapes[sh][stock], p.shapes[sh][dropIn]
+		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.2fx | %.1f MB | %.1f MB | %.2fx | %.1f MB | %.1f MB |\n", sh, s.qps, d.qps, ratio(d.qps, s.qps),
+			float64(s.rssKB)/1024, float64(d.rssKB)/1024, ratio(float64(d.rssKB), float64(s.rssKB)), float64(s.heapKB)/1024, float64(d.heapKB)/1024)
 	}
 
 	b.WriteString("\n| relist | VmRSS before | peak | peak over whoami | received after the stop | relisted within |\n| --- | --- | --- | --- | --- | --- |\n")
