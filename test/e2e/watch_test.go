@@ -86,8 +86,7 @@ func gauges(t *testing.T, metrics string) (services, endpoints int) {
 // ExternalName and a slice that loses the headless label leave the index,
 // as the API server sends a deletion to a watch they no longer match; the
 // slices of selectorless headless services, hand-written or mirrored, are
-// indexed and served (TestConformance and TestControllers compare their
-// answers with the kubernetes plugin's).
+// served.
 func TestWatchOnlyHeadless(t *testing.T) {
 	ctx := context.Background()
 	client := shared.cluster.Client
@@ -172,6 +171,19 @@ func TestWatchOnlyHeadless(t *testing.T) {
 	}
 	notServed("at first")
 	checkGauges("at first", 5, 8)
+
+	// The hand-written and mirrored slices of selectorless services are
+	// served as the kubernetes plugin serves them.
+	for _, q := range []string{name("manual"), "db-0." + name("manual"), name("legacy"), "old-0." + name("legacy"), "10-70-2-2." + name("legacy")} {
+		for _, network := range []string{"udp", "tcp"} {
+			for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
+				want := normalize(testkit.Query(t, network, shared.kubernetes, q, qtype))
+				if got := normalize(testkit.Query(t, network, addr, q, qtype)); got != want {
+					t.Errorf("%s %s over %s:\n%s\nkubernetes alone:\n%s", q, dns.TypeToString[qtype], network, got, want)
+				}
+			}
+		}
+	}
 
 	// flip becomes an ExternalName service, unlabel's slice loses the
 	// label: both leave what the plugin watches.
