@@ -35,14 +35,12 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel *se
 			}
 		}
 	}
-	// The records of one answer in one allocation of each kind.
-	rrs = make([]dns.RR, 0, n)
 	var as []dns.A
 	var aaaas []dns.AAAA
 	if v6 {
-		aaaas = make([]dns.AAAA, 0, n)
+		rrs, aaaas = newRecords[dns.AAAA](n)
 	} else {
-		as = make([]dns.A, 0, n)
+		rrs, as = newRecords[dns.A](n)
 	}
 	d := newDedup(sel)
 	var c chaser
@@ -66,6 +64,27 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel *se
 		}
 	}
 	return rrs, truncated
+}
+
+// smallAnswer is the most records that newRecords allocates at once with
+// the answer that holds them: a StatefulSet's service of a few pods, and a
+// pod's name.
+const smallAnswer = 4
+
+// newRecords returns an empty answer and room for n records of type T that
+// it holds, in one allocation when n is at most smallAnswer and in one a
+// slice otherwise. The records are new for each query: the cache plugin sets
+// the TTLs of the records it is given and the rewrite plugin their names, so
+// records kept in the index could not be shared between answers.
+func newRecords[T any](n int) ([]dns.RR, []T) {
+	if n <= smallAnswer {
+		room := new(struct {
+			answer  [smallAnswer]dns.RR
+			records [smallAnswer]T
+		})
+		return room.answer[:0], room.records[:0:n]
+	}
+	return make([]dns.RR, 0, n), make([]T, 0, n)
 }
 
 // maxCNAMEChain bounds the CNAMEs to FQDN endpoints that one query follows

@@ -3,6 +3,7 @@ package headless
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
@@ -184,6 +185,38 @@ func FuzzSplitLabels(f *testing.F) {
 		var labels [8]string
 		if got, want := splitLabels(name, labels[:0]), dns.SplitDomainName(name); !slices.Equal(got, want) {
 			t.Errorf("splitLabels(%q) = %q, want %q", name, got, want)
+		}
+	})
+}
+
+// FuzzMatchZone checks that matchZone finds the zone of a name as
+// plugin.Zones.Matches finds it, for names and zones that are fully
+// qualified domain names.
+func FuzzMatchZone(f *testing.F) {
+	for _, seed := range []struct{ name, zone string }{
+		{"web-0.web.ns.svc.cluster.local.", "cluster.local."},
+		{"cluster.local.", "cluster.local."},
+		{"CLUSTER.Local.", "cluster.local."},
+		{"xcluster.local.", "cluster.local."},
+		{`a\.cluster.local.`, "cluster.local."},
+		{`a\\.cluster.local.`, "cluster.local."},
+		{"3.0.20.10.in-addr.arpa.", "0.20.10.in-addr.arpa."},
+		{".", "."},
+		{"a.b.", "."},
+		{"local.", "cluster.local."},
+	} {
+		f.Add(seed.name, seed.zone)
+	}
+	f.Fuzz(func(t *testing.T, name, zone string) {
+		if _, ok := dns.IsDomainName(name); !ok || !dns.IsFqdn(name) || strings.Contains(name, "..") {
+			t.Skip()
+		}
+		if _, ok := dns.IsDomainName(zone); !ok || !dns.IsFqdn(zone) || strings.Contains(zone, "..") {
+			t.Skip()
+		}
+		zones := []string{zone, "cluster.local.", "in-addr.arpa."}
+		if got, want := matchZone(zones, name), plugin.Zones(zones).Matches(name); got != want {
+			t.Errorf("matchZone(%q, %q) = %q, want %q", zones, name, got, want)
 		}
 	})
 }

@@ -16,7 +16,7 @@ import (
 func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	state := request.Request{W: w, Req: r}
 	qname := state.Name()
-	zone := plugin.Zones(h.Zones).Matches(qname)
+	zone := matchZone(h.Zones, qname)
 	if zone == "" {
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
@@ -80,7 +80,7 @@ type result struct {
 
 // forward answers a name in a forward zone.
 func (h *Headless) forward(ctx context.Context, state request.Request) result {
-	multicluster := plugin.Zones(h.multiclusterZones).Contains(state.Zone)
+	multicluster := matchZone(h.multiclusterZones, state.Zone) != ""
 	n, err := parseName(state.Name(), state.Zone, multicluster, h.watch.transform.zones)
 	var snap *snapshot
 	if n.kind == kubernetes.Svc && n.service != "" && h.index.namespaceExposed(n.namespace) {

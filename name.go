@@ -111,3 +111,62 @@ func splitLabels(name string, segs []string) []string {
 		name = name[i+1:]
 	}
 }
+
+// matchZone returns the longest of zones that qname is in, or "", as
+// plugin.Zones(zones).Matches(qname) does, without splitting either name
+// into labels: Matches allocates twice a zone and a query (6 of the 10
+// allocations of a headless A query in BenchmarkServeDNS). FuzzMatchZone
+// compares the two.
+func matchZone(zones []string, qname string) string {
+	zone := ""
+	for _, z := range zones {
+		if len(z) > len(zone) && inZone(qname, z) {
+			zone = z
+		}
+	}
+	return zone
+}
+
+// inZone reports whether the fully qualified name is zone or under it, as
+// dns.IsSubDomain(zone, name) does: the case of ASCII letters does not
+// count, and the dot before zone must not be escaped.
+func inZone(name, zone string) bool {
+	switch {
+	case zone == ".":
+		return true
+	case name == "." || len(name) < len(zone) || !equalFoldASCII(name[len(name)-len(zone):], zone):
+		return false
+	case len(name) == len(zone):
+		return true
+	}
+	dot := len(name) - len(zone) - 1
+	if name[dot] != '.' {
+		return false
+	}
+	escapes := 0
+	for i := dot - 1; i >= 0 && name[i] == '\\'; i-- {
+		escapes++
+	}
+	return escapes%2 == 0
+}
+
+// equalFoldASCII reports whether a and b are equal but for the case of ASCII
+// letters, as names compare in DNS; strings.EqualFold folds Unicode too.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}

@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	}
 	// A row of figures for each shape the production shape runs.
 	for _, sh := range shapes {
-		if !regexp.MustCompile(`(?m)^\| `+string(sh)+` \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9.]+ MB \|`).Match(md) {
+		if !regexp.MustCompile(`(?m)^\| ` + string(sh) + ` \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9.]+ MB \|`).Match(md) {
 			t.Errorf("the report has no figures for the shape %s:\n%s", sh, md)
 		}
 	}
