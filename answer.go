@@ -149,37 +149,48 @@ func (h *Headless) follow(ctx context.Context, state request.Request, target str
 // with targets in zone, and the targets' addresses as glue. FQDN endpoints
 // have no SRV record, as in the kubernetes plugin.
 func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.RR) {
-	n := 0
+	n, srvs, glue4, glue6 := 0, 0, 0, 0
 	for i := range sel.segments() {
 		seg := sel.segment(i)
 		for _, e := range seg.entries {
-			if seg.part.eps[e.ep].kind != kindFQDN {
+			kind := seg.part.eps[e.ep].kind
+			if kind != kindFQDN {
 				n++
+			}
+			if e.flags&firstSRV != 0 {
+				srvs++
+			}
+			if e.flags&firstGlue != 0 && kind == kindV6 {
+				glue6++
+			} else if e.flags&firstGlue != 0 {
+				glue4++
 			}
 		}
 	}
+	// The records of one answer in one allocation of each kind, as many as
+	// the flags allow before duplicates are dropped.
+	answer, extra = make([]dns.RR, 0, srvs), make([]dns.RR, 0, glue4+glue6)
+	records := make([]dns.SRV, 0, srvs)
+	as, aaaas := make([]dns.A, 0, glue4), make([]dns.AAAA, 0, glue6)
 	weight := srvWeight(n)
 	d := newDedup(sel)
-	var targets []string // built once a label of each part
+	var targets []string
 	for i := range sel.segments() {
 		seg := sel.segment(i)
 		p := seg.part
-		targets = slices.Grow(targets[:0], len(p.hosts))[:len(p.hosts)]
-		clear(targets)
+		targets = p.targets(seg.entries, zone, targets)
 		for _, e := range seg.entries {
 			ep := p.eps[e.ep]
 			if e.flags&(firstSRV|firstGlue) == 0 {
 				continue
 			}
-			if targets[ep.host] == "" {
-				targets[ep.host] = p.target(ep.host, zone)
-			}
 			target := targets[ep.host]
 			if e.flags&firstSRV != 0 && d.srv(p, e) {
-				answer = append(answer, &dns.SRV{
+				records = append(records, dns.SRV{
 					Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: h.ttl},
 					Weight: weight, Port: uint16(p.ports[e.port].port), Target: target, // #nosec G115 -- a port number
 				})
+				answer = append(answer, &records[len(records)-1])
 			}
 			if e.flags&firstGlue == 0 || !d.glue(p, e) {
 				continue
@@ -187,9 +198,11 @@ func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.
 			hdr := dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
 			if ep.kind == kindV6 {
 				hdr.Rrtype = dns.TypeAAAA
-				extra = append(extra, &dns.AAAA{Hdr: hdr, AAAA: p.ip(e.ep)})
+				aaaas = append(aaaas, dns.AAAA{Hdr: hdr, AAAA: p.ip(e.ep)})
+				extra = append(extra, &aaaas[len(aaaas)-1])
 			} else {
-				extra = append(extra, &dns.A{Hdr: hdr, A: p.ip(e.ep)})
+				as = append(as, dns.A{Hdr: hdr, A: p.ip(e.ep)})
+				extra = append(extra, &as[len(as)-1])
 			}
 		}
 	}

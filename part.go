@@ -433,6 +433,36 @@ func (p *part) target(h int32, zone string) string {
 	return p.hosts[h].name + "." + p.slice.service + "." + p.slice.namespace + ".svc." + zone
 }
 
+// targets returns, at the index of each host that an SRV record or its glue
+// of entries names, that host's target (target), all in one string; other
+// indexes are empty. It reuses the room of into.
+func (p *part) targets(entries []entry, zone string, into []string) []string {
+	into = slices.Grow(into[:0], len(p.hosts))[:len(p.hosts)]
+	clear(into)
+	suffix := len(p.slice.service) + len(p.slice.namespace) + len(zone) + len("..svc.")
+	size := 0
+	for _, e := range entries {
+		h := p.eps[e.ep].host
+		if e.flags&(firstSRV|firstGlue) != 0 && into[h] == "" {
+			into[h] = p.hosts[h].name // named; its target is written below
+			size += len(into[h]) + suffix
+		}
+	}
+	var b strings.Builder
+	b.Grow(size) // so that the strings taken from b share one buffer
+	for h := range into {
+		if into[h] == "" {
+			continue
+		}
+		start := b.Len()
+		for _, s := range []string{into[h], ".", p.slice.service, ".", p.slice.namespace, ".svc.", zone} {
+			b.WriteString(s)
+		}
+		into[h] = b.String()[start:]
+	}
+	return into
+}
+
 // host returns the index of the label host (in lower case) in hosts.
 func (p *part) host(host string) (int, bool) {
 	return slices.BinarySearchFunc(p.hosts, host, func(h hostRec, t string) int { return compareFold(h.name, t) })
