@@ -33,11 +33,11 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 9 of the all-headless workload, 8 of the big services (4 a size), 4 in
+	// 9 of the all-headless workload, 8 of the big services (4 a size), 7 in
 	// process, 13 of the production shape (2 for each of its 3 shapes).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 34 {
-		t.Errorf("the report has %d target rows with figures, want 34:\n%s", len(rows), md)
+	if len(rows) != 37 {
+		t.Errorf("the report has %d target rows with figures, want 37:\n%s", len(rows), md)
 	}
 	// A row of figures for each shape the production shape runs.
 	for _, sh := range shapes {
@@ -49,6 +49,9 @@ func TestSmoke(t *testing.T) {
 	for _, want := range []string{
 		"| in process: one slice update, 10000 endpoints (100 slices), time | <= 3x 100 endpoints (1 slice) | 300µs vs 100µs | 3.00x | yes |",
 		"| in process: one slice update, 50000 endpoints (500 slices), bytes allocated | <= 10x 100 endpoints (1 slice) | 1000.0 kB vs 80.0 kB | 12.50x | **no** |",
+		"| in process: allocations of the seed's A question | <= 3 | 14 vs 3 | 4.67x | **no** |",
+		"| in process: allocations of a pod's A question | <= 3 | 3 vs 3 | 1.00x | yes |",
+		"| in process: index memory an endpoint | <= 292 B | 270 B vs 292 B | 0.92x | yes |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("the report has no row\n%s\n%s", want, md)
@@ -67,6 +70,9 @@ func TestSmoke(t *testing.T) {
 // read.
 const goBenchSample = `goos: linux
 BenchmarkServeDNS/seed-A/headless-2           	  535609	      2185 ns/op	     720 B/op	      14 allocs/op
+BenchmarkServeDNS/pod-A/kubernetes-2          	  382506	      2763 ns/op	    1752 B/op	      34 allocs/op
+BenchmarkServeDNS/pod-A/headless-2            	 1277214	       943.2 ns/op	     440 B/op	       3 allocs/op
+BenchmarkIndexMemory-2                        	       1	 912345678 ns/op	       270.0 B/endpoint	 123456 B/op	    1234 allocs/op
 BenchmarkIndexUpdate/endpoints-100-2          	   10000	    100000 ns/op	   81920 B/op	     124 allocs/op
 BenchmarkIndexUpdate/endpoints-10000-2        	    4000	    300000 ns/op	  163840 B/op	     200 allocs/op
 BenchmarkIndexUpdate/endpoints-50000-2        	    2000	    600000 ns/op	 1024000 B/op	     300 allocs/op

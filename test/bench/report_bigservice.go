@@ -125,7 +125,40 @@ func (r *report) inProcessTargets() []target {
 			ts = append(ts, t)
 		}
 	}
-	return ts
+	return append(ts, r.queryPathTargets()...)
+}
+
+// serveDNSAllocsLine is a line of BenchmarkServeDNS for headless in go
+// test's output: the case and the allocations per query.
+var serveDNSAllocsLine = regexp.MustCompile(`(?m)^BenchmarkServeDNS/([a-zA-Z0-9-]+)/headless(?:-[0-9]+)?\s+[0-9]+\s+[0-9.]+ ns/op\s+[0-9.]+ B/op\s+([0-9]+) allocs/op`)
+
+// indexMemoryLine is BenchmarkIndexMemory's line: the heap per endpoint.
+var indexMemoryLine = regexp.MustCompile(`(?m)^BenchmarkIndexMemory(?:-[0-9]+)?\s.*?([0-9.]+) B/endpoint`)
+
+// queryPathTargets are the in-process targets of issue 17 on queries and
+// memory: the seed's A question and a pod's A question with at most 3
+// allocations each, and the index at most 292 bytes an endpoint.
+func (r *report) queryPathTargets() []target {
+	allocs := map[string]float64{}
+	for _, m := range serveDNSAllocsLine.FindAllStringSubmatch(r.goBench, -1) {
+		allocs[m[1]], _ = strconv.ParseFloat(m[2], 64)
+	}
+	var ts []target
+	for _, c := range []struct{ name, what string }{{"seed-A", "the seed's A question"}, {"pod-A", "a pod's A question"}} {
+		n, ok := allocs[c.name]
+		t := atMost("in process: allocations of "+c.what, "<= 3", fmt.Sprintf("%.0f vs 3", n), n, 3, 1)
+		if !ok {
+			t.measured, t.met = "not in the Go benchmark output (BenchmarkServeDNS/"+c.name+"/headless)", false
+		}
+		ts = append(ts, t)
+	}
+	t := atMost("in process: index memory an endpoint", "<= 292 B", "not in the Go benchmark output (BenchmarkIndexMemory)", 0, 292, 1)
+	t.met = false
+	if m := indexMemoryLine.FindStringSubmatch(r.goBench); m != nil {
+		perEndpoint, _ := strconv.ParseFloat(m[1], 64)
+		t = atMost("in process: index memory an endpoint", "<= 292 B", fmt.Sprintf("%.0f B vs 292 B", perEndpoint), perEndpoint, 292, 1)
+	}
+	return append(ts, t)
 }
 
 // writeBig writes the section of the big-service scenario.
