@@ -35,6 +35,7 @@ const (
 // gangResult is what one setup did while the StatefulSet started.
 type gangResult struct {
 	lag        []time.Duration // per pod answered: from the bench seeing it Ready to its name's first address, 0 if before
+	published  []time.Duration // per pod: from the bench seeing it Ready to seeing it a ready endpoint of a slice, 0 if before
 	unanswered int             // pod names without an address by the deadline
 	notReady   int             // pod names answered that the bench never saw Ready
 	asked      int             // questions the peers sent
@@ -226,10 +227,14 @@ func (b *bench) measureGang(ctx context.Context, sh shape, procs map[string]*pro
 				continue
 			}
 			r.lag = append(r.lag, max(0, at.Sub(ins[0].ready)))
+			if !ins[0].published.IsZero() {
+				r.published = append(r.published, max(0, ins[0].published.Sub(ins[0].ready)))
+			}
 		}
 		b.rep.addGang(sh, s, r)
-		fmt.Fprintf(b.log, "controllers: %s: %s: Ready to answer p50 %s, p99 %s, max %s, %d unanswered, %d NXDOMAIN of %d questions, cluster DNS %.0f qps and %.2f CPU s over %s\n",
-			sh, s, short(percentile(r.lag, 0.5)), short(percentile(r.lag, 0.99)), short(percentile(r.lag, 1)), r.unanswered,
+		fmt.Fprintf(b.log, "controllers: %s: %s: Ready to answer p50 %s, p99 %s, max %s (Ready to EndpointSlice p50 %s, p99 %s), %d unanswered, %d NXDOMAIN of %d questions, cluster DNS %.0f qps and %.2f CPU s over %s\n",
+			sh, s, short(percentile(r.lag, 0.5)), short(percentile(r.lag, 0.99)), short(percentile(r.lag, 1)),
+			short(percentile(r.published, 0.5)), short(percentile(r.published, 0.99)), r.unanswered,
 			r.nxdomain, r.asked, r.qps, r.cpu.Seconds(), r.took.Round(time.Millisecond))
 	}
 	return nil

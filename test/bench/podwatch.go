@@ -8,6 +8,7 @@ import (
 	"github.com/headlessdns/headless/internal/testkit"
 
 	core "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -23,6 +24,9 @@ type incarnation struct {
 	created time.Time
 	ready   time.Time // first seen Ready; zero if never
 	gone    time.Time // first seen terminating, deleted or no longer Ready after Ready; zero while it lives
+	// published is when it was first seen as a ready endpoint of an
+	// EndpointSlice: what the DNS servers serve from.
+	published time.Time
 }
 
 // live reports whether the incarnation was Ready for longer than lag at t,
@@ -31,8 +35,8 @@ func (in incarnation) live(t time.Time, lag time.Duration) bool {
 	return !in.ready.IsZero() && in.ready.Add(lag).Before(t) && (in.gone.IsZero() || t.Before(in.gone))
 }
 
-// podWatch watches the pods of a namespace and keeps each name's
-// incarnations.
+// podWatch watches the pods and EndpointSlices of a namespace and keeps each
+// pod name's incarnations.
 type podWatch struct {
 	quit chan struct{}
 
@@ -40,8 +44,8 @@ type podWatch struct {
 	pods map[string][]*incarnation // by pod name, oldest first
 }
 
-// watchPods starts watching the pods of namespace and returns once the
-// watch has listed them.
+// watchPods starts watching the pods and EndpointSlices of namespace and
+// returns once the watch has listed them.
 func watchPods(client kubernetes.Interface, namespace string) *podWatch {
 	w := &podWatch{quit: make(chan struct{}), pods: map[string][]*incarnation{}}
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
@@ -55,6 +59,11 @@ func watchPods(client kubernetes.Interface, namespace string) *podWatch {
 			}
 			w.saw(obj, true)
 		},
+	})
+	slices := factory.Discovery().V1().EndpointSlices().Informer()
+	_, _ = slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.published,
+		UpdateFunc: func(_, obj any) { w.published(obj) },
 	})
 	factory.Start(w.quit)
 	factory.WaitForCacheSync(w.quit)
@@ -90,6 +99,28 @@ func (w *podWatch) saw(obj any, deleted bool) {
 	}
 	if in.gone.IsZero() && (deleted || pod.DeletionTimestamp != nil || !ready && !in.ready.IsZero()) {
 		in.gone = now
+	}
+}
+
+// published records the pods that obj, an EndpointSlice seen now, holds as
+// ready endpoints.
+func (w *podWatch) published(obj any) {
+	s, ok := obj.(*discovery.EndpointSlice)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range s.Endpoints {
+		if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || e.Conditions.Ready == nil || !*e.Conditions.Ready {
+			continue
+		}
+		for _, in := range w.pods[e.TargetRef.Name] {
+			if in.uid == e.TargetRef.UID && in.published.IsZero() {
+				in.published = now
+			}
+		}
 	}
 }
 
