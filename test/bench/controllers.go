@@ -154,9 +154,11 @@ func (b *bench) measureGang(ctx context.Context, sh shape, procs map[string]*pro
 			return err
 		}
 		start[s] = before{reqs, cpu}
-		if askers[s], err = startPeers(p.addr, names, peerInterval, true); err != nil {
+		a, err := startPeers(p.addr, names, peerInterval, true)
+		if err != nil {
 			return err
 		}
+		askers[s] = a
 	}
 	fmt.Fprintf(b.log, "controllers: %s: creating the StatefulSet of %d pods (Parallel) ...\n", sh, n)
 	created := time.Now()
@@ -273,10 +275,11 @@ func (b *bench) measureRollout(ctx context.Context, sh shape, procs map[string]*
 	askers := map[string]*peers{}
 	defer func() { stopPeers(slices.Collect(maps.Values(askers))...) }()
 	for s, p := range procs {
-		var err error
-		if askers[s], err = startPeers(p.addr, names, peerInterval, false); err != nil {
+		a, err := startPeers(p.addr, names, peerInterval, false)
+		if err != nil {
 			return err
 		}
+		askers[s] = a
 	}
 	time.Sleep(2 * time.Second)
 	fmt.Fprintf(b.log, "controllers: %s: rolling restart, maxUnavailable %s ...\n", sh, b.cfg.gangMaxUnavailable)

@@ -219,6 +219,9 @@ func (r *report) write() error {
 	if r.cfg.runs(scenarioHeadless) || r.cfg.runs(scenarioProduction) {
 		b.WriteString(" and dnsperf (EDNS0, 20 clients, 200 outstanding) to CPU 1")
 	}
+	if r.cfg.runs(scenarioController) {
+		b.WriteString(", except in the controllers scenario, whose servers run unpinned beside the controllers")
+	}
 	b.WriteString(". ")
 	var parts []string
 	if r.cfg.runs(scenarioHeadless) {
