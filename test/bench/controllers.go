@@ -234,6 +234,9 @@ func (b *bench) measureGang(ctx context.Context, sh shape, procs map[string]*pro
 			}
 		}
 		b.rep.addGang(sh, s, r)
+		if r.notReady > 0 {
+			fmt.Fprintf(b.log, "controllers: %s: %s: %d pod names answered that the bench never saw Ready\n", sh, s, r.notReady)
+		}
 		fmt.Fprintf(b.log, "controllers: %s: %s: Ready to answer p50 %s, p99 %s, max %s (Ready to EndpointSlice p50 %s, p99 %s), %d unanswered, %d NXDOMAIN of %d questions, cluster DNS %.0f qps and %.2f CPU s over %s\n",
 			sh, s, short(percentile(r.lag, 0.5)), short(percentile(r.lag, 0.99)), short(percentile(r.lag, 1)),
 			short(percentile(r.published, 0.5)), short(percentile(r.published, 0.99)), r.unanswered,

@@ -102,7 +102,7 @@ func (c *controllersFigures) write(b *strings.Builder, cfg config, ts []target) 
 	fmt.Fprintf(b, "**Rolling restart.** Once every pod is Ready, the StatefulSet's pod template gets the `kubectl.kubernetes.io/restartedAt` annotation, as `kubectl rollout restart` does; a peer for each setup asks for every pod's name and the service's name, each every %s, from 2 s before until the rollout is done and the setup answers every pod's new address, for at most %s after the rollout. The bench watches the pods and keeps, for each pod name, each pod it had (an incarnation): its address, when it was first seen Ready, and when first seen terminating, deleted, or not Ready after Ready (gone). Each answer is judged against those timelines once the asking has stopped, so that a server ahead of the bench's watch is not blamed:\n\n", peerInterval, cfg.staleWait)
 	b.WriteString("- **wrong**: for a pod name, an address that name never held (no incarnation of it had it); for the service name, an address of no pod of the set, current or past, or NXDOMAIN;\n")
 	b.WriteString("- **missing**: for a pod name, NXDOMAIN or no address, to a question sent while an incarnation of that pod had been seen Ready, and not gone, for longer than the shape's allowed lag (1 s in kubeadm's shape, 6 s with a cache in front); for the service name, an answer without an address;\n")
-	b.WriteString("- **stale**: answers holding a pod's previous address and not its current one, to questions sent after the current one was seen Ready; and, per pod the restart made again, the time from its Ready to the first answer holding its address (among answers to questions sent once the pod before it was gone), 0 if that came first. A pod whose address was never answered counts as the time until the asking stopped, and under never.\n\n")
+	b.WriteString("- **stale**: answers holding a pod's previous address and not its current one, to questions sent after the current one was seen Ready; and, per pod the restart made again, the time from its Ready to the first answer holding its address (among answers to questions sent once the pod before it was gone), 0 if that came first. A pod whose address was never answered counts as the time until the asking stopped, and under never; a pod made again that went before its address was answered (the controller replaced it twice) has no such time, and counts under gone first.\n\n")
 	b.WriteString("| figure | wanted | drop-in vs stock | ratio | met |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range ts {
 		fmt.Fprintf(b, "| %s | %s | %s | %.2fx | %s |\n", t.name, t.want, t.measured, t.ratio, yes(t.met))
@@ -117,13 +117,13 @@ func (c *controllersFigures) write(b *strings.Builder, cfg config, ts []target) 
 				g.unanswered, g.nxdomain, g.asked, g.took.Round(10*time.Millisecond), g.qps, g.cpu.Seconds())
 		}
 	}
-	b.WriteString("\n| rolling restart | setup | rollout took | questions | answers | wrong | missing | stale answers | new address p50 | p99 | max | never |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n| rolling restart | setup | rollout took | questions | answers | wrong | missing | stale answers | new address p50 | p99 | max | never | gone first |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, sh := range shapes {
 		for _, s := range []string{stock, dropIn} {
 			r := c.rollout[sh][s]
-			fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %d |\n", sh, s, c.rolloutTook[sh].Round(100*time.Millisecond),
+			fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %d | %d |\n", sh, s, c.rolloutTook[sh].Round(100*time.Millisecond),
 				r.asked, r.answers, r.wrong, r.missing, r.staleAnswers,
-				short(percentile(r.stale, 0.5)), short(percentile(r.stale, 0.99)), short(percentile(r.stale, 1)), r.unresolved)
+				short(percentile(r.stale, 0.5)), short(percentile(r.stale, 0.99)), short(percentile(r.stale, 1)), r.unresolved, r.shortLived)
 		}
 	}
 	var examples []string
@@ -135,6 +135,6 @@ func (c *controllersFigures) write(b *strings.Builder, cfg config, ts []target) 
 		}
 	}
 	if len(examples) > 0 {
-		fmt.Fprintf(b, "\nThe first wrong or missing answers of each setup (up to %d):\n\n```\n%s\n```\n", maxExamples, strings.Join(examples, "\n"))
+		fmt.Fprintf(b, "\nThe first wrong or missing answers and never answered addresses of each setup (up to %d):\n\n```\n%s\n```\n", maxExamples, strings.Join(examples, "\n"))
 	}
 }

@@ -19,7 +19,8 @@ type rolloutResult struct {
 	staleAnswers   int             // answers with a pod's previous address and not its current one, once the current was Ready
 	stale          []time.Duration // per pod made again: from its Ready to the first answer with its address
 	unresolved     int             // pods made again whose address was never answered; in stale as until the end
-	examples       []string        // the first wrong and missing answers, for the log
+	shortLived     int             // pods made again that went before their address was answered; not in stale
+	examples       []string        // the first wrong and missing answers and unanswered addresses, for the log
 }
 
 // maxExamples is how many wrong or missing answers a result describes.
@@ -44,7 +45,9 @@ const maxExamples = 5
 //     of the first answer holding its address among those asked after the
 //     incarnation before it was gone, 0 if it came before the Ready; and
 //     the count of answers, to questions sent once an incarnation was
-//     Ready, that hold an earlier incarnation's address and not its own.
+//     Ready, that hold an earlier incarnation's address and not its own. An
+//     incarnation gone before any answer held its address (the controller
+//     replaced the pod again) has no stale time: it counts as short-lived.
 func classify(pods []string, timelines map[string][]incarnation, answers []answer, lag time.Duration, end time.Time) rolloutResult {
 	r := rolloutResult{answers: len(answers)}
 	everAddr := map[netip.Addr]bool{}
@@ -120,7 +123,15 @@ func classify(pods []string, timelines map[string][]incarnation, answers []answe
 				since = in.created
 			}
 			first := slices.IndexFunc(byName[k], func(a answer) bool { return !a.sent.Before(since) && slices.Contains(a.addrs, in.addr) })
+			if first < 0 && !in.gone.IsZero() {
+				// Made again and gone before its address was answered,
+				// as when the controller replaces a pod twice.
+				r.shortLived++
+				note("%s: %s gone at %s before it was answered, Ready since %s", pod, in.addr, in.gone.Format(time.StampMilli), in.ready.Format(time.StampMilli))
+				continue
+			}
 			if first < 0 {
+				note("%s: %s never answered, Ready since %s", pod, in.addr, in.ready.Format(time.StampMilli))
 				r.unresolved++
 				r.stale = append(r.stale, end.Sub(in.ready))
 				continue
@@ -133,8 +144,8 @@ func classify(pods []string, timelines map[string][]incarnation, answers []answe
 
 // String is the result in one line, for the log.
 func (r rolloutResult) String() string {
-	s := fmt.Sprintf("%d answers to %d questions: %d wrong, %d missing, %d stale; new address p99 %s, max %s after Ready, %d never",
-		r.answers, r.asked, r.wrong, r.missing, r.staleAnswers, short(percentile(r.stale, 0.99)), short(percentile(r.stale, 1)), r.unresolved)
+	s := fmt.Sprintf("%d answers to %d questions: %d wrong, %d missing, %d stale; new address p99 %s, max %s after Ready, %d never, %d pods gone first",
+		r.answers, r.asked, r.wrong, r.missing, r.staleAnswers, short(percentile(r.stale, 0.99)), short(percentile(r.stale, 1)), r.unresolved, r.shortLived)
 	if len(r.examples) > 0 {
 		s += "; " + strings.Join(r.examples, "; ")
 	}

@@ -25,16 +25,17 @@ func TestClassify(t *testing.T) {
 	}
 	const lag = time.Second
 	ans := func(name int, sent float64, rcode int, addrs ...netip.Addr) answer {
-		return answer{name: name, sent: at(sent), received: at(sent + 0.001), rcode: rcode, addrs: addrs}
+		return answer{name: name, sent: at(sent), received: at(sent).Add(time.Millisecond), rcode: rcode, addrs: addrs}
 	}
 	ok, nx := dns.RcodeSuccess, dns.RcodeNameError
 	service := len(pods)
 	for _, tc := range []struct {
 		name                         string
+		timelines                    map[string][]incarnation // the default's when nil
 		answers                      []answer
 		wrong, missing, staleAnswers int
 		staleMax                     time.Duration
-		unresolved                   int
+		unresolved, shortLived       int
 	}{{
 		name: "clean: NXDOMAIN in the gap and within the lag, the new address at once",
 		answers: []answer{
@@ -69,12 +70,30 @@ func TestClassify(t *testing.T) {
 		staleAnswers: 1,
 		staleMax:     18 * time.Second,
 		unresolved:   1,
+	}, {
+		name: "a pod made again twice, the middle one gone before it was answered: no stale time for it",
+		timelines: map[string][]incarnation{
+			"gang-0": {
+				{uid: "a", addr: a1, created: at(0), ready: at(1), gone: at(10)},
+				{uid: "b", addr: a2, created: at(10.5), ready: at(11), gone: at(11.3)},
+				{uid: "d", addr: a1, created: at(11.5), ready: at(12)},
+			},
+			"gang-1": timelines["gang-1"],
+		},
+		answers:      []answer{ans(0, 11.125, ok, a1), ans(0, 12.25, ok, a1)},
+		staleAnswers: 1,
+		staleMax:     251 * time.Millisecond,
+		shortLived:   1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := classify(pods, timelines, tc.answers, lag, at(30))
-			if r.wrong != tc.wrong || r.missing != tc.missing || r.staleAnswers != tc.staleAnswers || r.unresolved != tc.unresolved {
-				t.Errorf("wrong %d, missing %d, stale answers %d, never %d; want %d, %d, %d, %d\n%s",
-					r.wrong, r.missing, r.staleAnswers, r.unresolved, tc.wrong, tc.missing, tc.staleAnswers, tc.unresolved, r)
+			tl := tc.timelines
+			if tl == nil {
+				tl = timelines
+			}
+			r := classify(pods, tl, tc.answers, lag, at(30))
+			if r.wrong != tc.wrong || r.missing != tc.missing || r.staleAnswers != tc.staleAnswers || r.unresolved != tc.unresolved || r.shortLived != tc.shortLived {
+				t.Errorf("wrong %d, missing %d, stale answers %d, never %d, gone first %d; want %d, %d, %d, %d, %d\n%s",
+					r.wrong, r.missing, r.staleAnswers, r.unresolved, r.shortLived, tc.wrong, tc.missing, tc.staleAnswers, tc.unresolved, tc.shortLived, r)
 			}
 			if got := percentile(r.stale, 1); got != tc.staleMax {
 				t.Errorf("stale max %s, want %s", got, tc.staleMax)
