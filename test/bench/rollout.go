@@ -20,7 +20,7 @@ type rolloutResult struct {
 	stale          []time.Duration // per pod made again: from its Ready to the first answer with its address
 	unresolved     int             // pods made again whose address was never answered; in stale as until the end
 	shortLived     int             // pods made again that went before their address was answered; not in stale
-	examples       []string        // the first wrong and missing answers and unanswered addresses, for the log
+	examples       []string        // the first wrong and missing answers and unanswered addresses, one a name, for the log
 }
 
 // maxExamples is how many wrong or missing answers a result describes.
@@ -64,24 +64,26 @@ func classify(pods []string, timelines map[string][]incarnation, answers []answe
 			byName[a.name] = append(byName[a.name], a)
 		}
 	}
-	note := func(format string, args ...any) {
-		if len(r.examples) < maxExamples {
-			r.examples = append(r.examples, fmt.Sprintf(format, args...))
+	noted := map[string]bool{} // one example a name
+	note := func(name, format string, args ...any) {
+		if len(r.examples) < maxExamples && !noted[name] {
+			noted[name] = true
+			r.examples = append(r.examples, name+": "+fmt.Sprintf(format, args...))
 		}
 	}
 	for _, a := range byName[len(pods)] {
 		switch {
 		case a.rcode == dns.RcodeNameError:
 			r.wrong++
-			note("the service: NXDOMAIN at %s", a.sent.Format(time.StampMilli))
+			note("the service", "NXDOMAIN at %s", a.sent.Format(time.StampMilli))
 		case len(a.addrs) == 0:
 			r.missing++
-			note("the service: %s without an address at %s", dns.RcodeToString[a.rcode], a.sent.Format(time.StampMilli))
+			note("the service", "%s without an address at %s", dns.RcodeToString[a.rcode], a.sent.Format(time.StampMilli))
 		default:
 			for _, addr := range a.addrs {
 				if !everAddr[addr] {
 					r.wrong++
-					note("the service: %s, no pod's address, at %s", addr, a.sent.Format(time.StampMilli))
+					note("the service", "%s, no pod's address, at %s", addr, a.sent.Format(time.StampMilli))
 					break
 				}
 			}
@@ -96,14 +98,14 @@ func classify(pods []string, timelines map[string][]incarnation, answers []answe
 			if len(a.addrs) == 0 {
 				if i := slices.IndexFunc(ins, func(in incarnation) bool { return in.live(a.sent, lag) }); i >= 0 {
 					r.missing++
-					note("%s: %s at %s, Ready since %s", pod, dns.RcodeToString[a.rcode], a.sent.Format(time.StampMilli), ins[i].ready.Format(time.StampMilli))
+					note(pod, "%s at %s, Ready since %s", dns.RcodeToString[a.rcode], a.sent.Format(time.StampMilli), ins[i].ready.Format(time.StampMilli))
 				}
 				continue
 			}
 			for _, addr := range a.addrs {
 				if held(addr) < 0 {
 					r.wrong++
-					note("%s: %s, never its address, at %s", pod, addr, a.sent.Format(time.StampMilli))
+					note(pod, "%s, never its address, at %s", addr, a.sent.Format(time.StampMilli))
 					break
 				}
 			}
@@ -127,11 +129,11 @@ func classify(pods []string, timelines map[string][]incarnation, answers []answe
 				// Made again and gone before its address was answered,
 				// as when the controller replaces a pod twice.
 				r.shortLived++
-				note("%s: %s gone at %s before it was answered, Ready since %s", pod, in.addr, in.gone.Format(time.StampMilli), in.ready.Format(time.StampMilli))
+				note(pod, "%s gone at %s before it was answered, Ready since %s", in.addr, in.gone.Format(time.StampMilli), in.ready.Format(time.StampMilli))
 				continue
 			}
 			if first < 0 {
-				note("%s: %s never answered, Ready since %s", pod, in.addr, in.ready.Format(time.StampMilli))
+				note(pod, "%s never answered, Ready since %s", in.addr, in.ready.Format(time.StampMilli))
 				r.unresolved++
 				r.stale = append(r.stale, end.Sub(in.ready))
 				continue

@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +38,7 @@ func TestClassify(t *testing.T) {
 		wrong, missing, staleAnswers int
 		staleMax                     time.Duration
 		unresolved, shortLived       int
+		example                      string // in the examples, when not empty
 	}{{
 		name: "clean: NXDOMAIN in the gap and within the lag, the new address at once",
 		answers: []answer{
@@ -47,6 +50,7 @@ func TestClassify(t *testing.T) {
 		name:       "an address the pod never held, and one of no pod for the service",
 		answers:    []answer{ans(0, 5, ok, a3), ans(service, 5, ok, stranger), ans(0, 13, ok, a2)},
 		wrong:      2,
+		example:    "gang-0: 10.0.0.3, never its address",
 		staleMax:   1001 * time.Millisecond,
 		unresolved: 0,
 	}, {
@@ -94,6 +98,9 @@ func TestClassify(t *testing.T) {
 			if r.wrong != tc.wrong || r.missing != tc.missing || r.staleAnswers != tc.staleAnswers || r.unresolved != tc.unresolved || r.shortLived != tc.shortLived {
 				t.Errorf("wrong %d, missing %d, stale answers %d, never %d, gone first %d; want %d, %d, %d, %d, %d\n%s",
 					r.wrong, r.missing, r.staleAnswers, r.unresolved, r.shortLived, tc.wrong, tc.missing, tc.staleAnswers, tc.unresolved, tc.shortLived, r)
+			}
+			if tc.example != "" && !slices.ContainsFunc(r.examples, func(e string) bool { return strings.Contains(e, tc.example) }) {
+				t.Errorf("no example %q in %q", tc.example, r.examples)
 			}
 			if got := percentile(r.stale, 1); got != tc.staleMax {
 				t.Errorf("stale max %s, want %s", got, tc.staleMax)
