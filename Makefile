@@ -56,10 +56,13 @@ test: coredns tools
 # Go benchmarks beside the kubernetes plugin, then test/bench: headless
 # against kubernetes on headless services only, the production shape
 # (deploy/Corefile with and without headless on a cluster mix of 20000
-# services, one in ten headless), and big services (one of 10000 and one of
-# 50000 endpoints whose slices change, each plugin alone), each on a control
-# plane of its own; writes BENCHMARKS.md and BENCHMARKS.svg in about 31
-# minutes. `go run ./test/bench -only big-service -out FILE` runs one part. BENCH_FLAGS=-large=100000
+# services, one in ten headless), big services (one of 10000 and one of
+# 50000 endpoints whose slices change, each plugin alone), and controllers
+# (stock and drop-in in each shape while the real controllers start a
+# StatefulSet of 1000 pods all at once and roll it, simulated peers asking
+# for every pod's name), each on a control plane of its own; writes
+# BENCHMARKS.md and BENCHMARKS.svg in about 31 minutes, and the controllers
+# about 5 minutes more. `go run ./test/bench -only big-service -out FILE` runs one part. BENCH_FLAGS=-large=100000
 # adds the 1M endpoint workload for memory and start time (about 15 more
 # minutes); go run ./test/bench -h lists the other sizes.
 .PHONY: bench

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RSS returns the resident set size of process pid in KiB, from /proc.
@@ -59,4 +60,38 @@ func TCPConns(pid, port int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// clockTicks is the unit of the CPU times of /proc/PID/stat, USER_HZ, which
+// is 100 on every Linux architecture that Go runs on.
+const clockTicks = 100
+
+// CPUTime returns the CPU time process pid has used, user and system
+// (utime + stime), from /proc/pid/stat.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command, the second field, is in parentheses and may hold
+	// spaces: the fields are counted after its closing one.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is the state, the third field; utime and stime are the 14th
+	// and 15th.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }

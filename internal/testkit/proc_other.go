@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // errNoProc says that what a test measures of a process is read from Linux's
@@ -18,3 +19,6 @@ func RSS(pid int) (int, error) { return 0, errNoProc }
 // TCPConns returns the established TCP connections of process pid to port:
 // on Linux only.
 func TCPConns(pid, port int) (int, error) { return 0, errNoProc }
+
+// CPUTime returns the CPU time process pid has used: on Linux only.
+func CPUTime(pid int) (time.Duration, error) { return 0, errNoProc }

@@ -34,15 +34,34 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 9 of the all-headless workload, 8 of the big services (4 a size), 7 in
-	// process, 13 of the production shape (2 for each of its 3 shapes).
+	// process, 13 of the production shape (2 for each of its 3 shapes), 6
+	// of the controllers (2 a shape).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 37 {
-		t.Errorf("the report has %d target rows with figures, want 37:\n%s", len(rows), md)
+	if len(rows) != 43 {
+		t.Errorf("the report has %d target rows with figures, want 43:\n%s", len(rows), md)
 	}
 	// A row of figures for each shape the production shape runs.
 	for _, sh := range shapes {
 		if !regexp.MustCompile(`(?m)^\| ` + string(sh) + ` \| [0-9]+ \| [0-9]+ \| [0-9.]+x \| [0-9.]+ MB \|`).Match(md) {
 			t.Errorf("the report has no figures for the shape %s:\n%s", sh, md)
+		}
+	}
+	// The controllers' section, with a row of figures for each shape and
+	// setup of the gang start (its Ready-to-answer and Ready-to-slice
+	// times) and of the rolling restart (answers received).
+	if !strings.Contains(string(md), "\n## Controllers\n") {
+		t.Errorf("the report has no section Controllers:\n%s", md)
+	}
+	duration := `[0-9.]+[nµm]?s`
+	for _, sh := range shapes {
+		for _, setup := range []string{stock, dropIn} {
+			row := `(?m)^\| ` + regexp.QuoteMeta(string(sh)) + ` \| ` + setup + ` \| `
+			if !regexp.MustCompile(row + strings.Repeat(duration+` \| `, 5) + `[0-9]+ \| [0-9]+ \| [1-9][0-9]* \|`).Match(md) {
+				t.Errorf("the report has no gang start figures for %s in the shape %s:\n%s", setup, sh, md)
+			}
+			if !regexp.MustCompile(row + duration + ` \| [1-9][0-9]* \| [1-9][0-9]* \| [0-9]+ \| [0-9]+ \|`).Match(md) {
+				t.Errorf("the report has no rolling restart figures for %s in the shape %s:\n%s", setup, sh, md)
+			}
 		}
 	}
 	// The in-process rows, read from the Go benchmark output.

@@ -43,6 +43,15 @@ type config struct {
 	big       []bigSize
 	bigWrites int
 
+	// The controllers scenario: a StatefulSet of gangPods pods, rolled
+	// gangMaxUnavailable at a time (a count or a percentage); peers ask
+	// for up to gangWait while it starts, and for up to staleWait after
+	// its rollout; 0 pods skips it.
+	gangPods           int
+	gangMaxUnavailable string
+	gangWait           time.Duration
+	staleWait          time.Duration
+
 	// only names the scenarios to run, all when empty.
 	only []string
 }
@@ -52,9 +61,10 @@ const (
 	scenarioHeadless   = "headless"    // headless services only: QPS, memory, programming latency
 	scenarioProduction = "production"  // the production shape: deploy/Corefile on a cluster mix
 	scenarioBig        = "big-service" // one big headless service whose slices change
+	scenarioController = "controllers" // a StatefulSet the controllers start and roll, in each shape
 )
 
-var scenarios = []string{scenarioHeadless, scenarioProduction, scenarioBig}
+var scenarios = []string{scenarioHeadless, scenarioProduction, scenarioBig, scenarioController}
 
 // runs reports whether the run measures scenario: it is among -only, or
 // -only is empty and the scenario's size is not 0.
@@ -69,6 +79,8 @@ func (c config) runs(scenario string) bool {
 		return c.mixServices > 0
 	case scenarioBig:
 		return len(c.big) > 0 && c.bigWrites > 0
+	case scenarioController:
+		return c.gangPods > 0
 	}
 	return false
 }
@@ -92,6 +104,10 @@ func main() {
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a garbage collection before memory is read")
 	big := flag.String("big", "10000:10,50000:50", "sizes of the big-service scenario, ENDPOINTS:WRITES_PER_SECOND,...; empty skips it")
 	flag.IntVar(&cfg.bigWrites, "big-writes", 100, "EndpointSlice writes timed at each size of the big-service scenario")
+	flag.IntVar(&cfg.gangPods, "gang-pods", 1000, "pods of the StatefulSet of the controllers scenario; 0 skips it")
+	flag.StringVar(&cfg.gangMaxUnavailable, "gang-max-unavailable", "10%", "maxUnavailable of the StatefulSet's rolling update, a count or a percentage")
+	flag.DurationVar(&cfg.gangWait, "gang-wait", 5*time.Minute, "how long the peers ask for the pods' names while the StatefulSet starts")
+	flag.DurationVar(&cfg.staleWait, "stale-wait", 45*time.Second, "how long after the rollout the peers ask for the pods' new addresses")
 	only := flag.String("only", "", "run only these scenarios, comma-separated, of "+strings.Join(scenarios, ", ")+
 		"; the report then goes to -out, by default build/BENCHMARKS-<scenarios>.md, not BENCHMARKS.md")
 	flag.Parse()
@@ -142,6 +158,7 @@ func smokeConfig(cfg config) config {
 	cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
 	cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, cfg.reps, cfg.outage, cfg.settle = 40, 10, 10, 1, time.Second, time.Second
 	cfg.big, cfg.bigWrites = []bigSize{{300, 10}, {1000, 50}}, 5
+	cfg.gangPods, cfg.gangMaxUnavailable, cfg.gangWait, cfg.staleWait = 10, "50%", 2*time.Minute, 10*time.Second
 	return cfg
 }
 

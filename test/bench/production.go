@@ -144,14 +144,15 @@ func nodeLocalCorefile(port int, upstream string) string {
 // prodProc is one running CoreDNS process of a setup, and in NodeLocal
 // DNSCache's shape the caching server in front of it.
 type prodProc struct {
-	setup string
-	shape shape
-	srv   *testkit.Server
-	front *testkit.Server // the node cache, in NodeLocal DNSCache's shape
-	port  int             // where clients ask: the node cache's, if any
-	addr  string
-	pprof int    // the cluster DNS's
-	meter *meter // nil unless metered
+	setup   string
+	shape   shape
+	srv     *testkit.Server
+	front   *testkit.Server // the node cache, in NodeLocal DNSCache's shape
+	port    int             // where clients ask: the node cache's, if any
+	addr    string
+	pprof   int    // the cluster DNS's
+	metrics int    // the cluster DNS's prometheus port, stock and drop-in only
+	meter   *meter // nil unless metered
 }
 
 // stop ends the processes at once: the shipped Corefile's lameduck would
@@ -197,7 +198,7 @@ func (b *bench) startShape(ctx context.Context, setup string, cpu int, sh shape,
 	if err != nil {
 		return nil, err
 	}
-	p := &prodProc{setup: setup, shape: sh, port: ports[0], addr: testkit.Addr(ports[0]), pprof: ports[1]}
+	p := &prodProc{setup: setup, shape: sh, port: ports[0], addr: testkit.Addr(ports[0]), pprof: ports[1], metrics: ports[4]}
 	kubeconfig := b.kubeconfig
 	if metered && setup != whoami {
 		if p.meter, err = newMeter(b.cluster, b.path(fmt.Sprintf("kubeconfig-%d", ports[0]))); err != nil {

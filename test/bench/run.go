@@ -21,8 +21,9 @@ const (
 )
 
 // run measures the all-headless workload on one local control plane, the
-// production shape on another and the big services on a third (those of
-// cfg.only, when it names some), and writes the report.
+// production shape on another, the big services on a third and the
+// controllers scenario on a fourth (those of cfg.only, when it names some),
+// and writes the report.
 func run(ctx context.Context, cfg config, log io.Writer) error {
 	tools := []string{"taskset"}
 	if cfg.runs(scenarioHeadless) || cfg.runs(scenarioProduction) {
@@ -49,7 +50,7 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 	for _, s := range []struct {
 		name string
 		run  func(context.Context, *bench) error
-	}{{scenarioHeadless, runHeadless}, {scenarioProduction, runProduction}, {scenarioBig, runBigService}} {
+	}{{scenarioHeadless, runHeadless}, {scenarioProduction, runProduction}, {scenarioBig, runBigService}, {scenarioController, runControllers}} {
 		if cfg.runs(s.name) {
 			if err := s.run(ctx, b); err != nil {
 				return err
