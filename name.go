@@ -116,7 +116,10 @@ func splitLabels(name string, segs []string) []string {
 // plugin.Zones(zones).Matches(qname) does, without splitting either name
 // into labels: Matches allocates twice a zone and a query (6 of the 10
 // allocations of a headless A query in BenchmarkServeDNS). FuzzMatchZone
-// compares the two.
+// compares the two. With newRecords, it took the seed's A question at the
+// wire from 54812 and 55884 qps to 64680 and 63499 (dnsperf, `go run
+// ./test/bench -only headless -services 2000`, the binaries before and after
+// run in turn).
 func matchZone(zones []string, qname string) string {
 	zone := ""
 	for _, z := range zones {
