@@ -162,9 +162,11 @@ func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.
 			if e.flags&firstSRV != 0 {
 				srvs++
 			}
-			if e.flags&firstGlue != 0 && kind == kindV6 {
+			switch {
+			case e.flags&firstGlue == 0:
+			case kind == kindV6:
 				glue6++
-			} else if e.flags&firstGlue != 0 {
+			default:
 				glue4++
 			}
 		}

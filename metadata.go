@@ -3,7 +3,6 @@ package headless
 import (
 	"context"
 
-	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metadata"
 	"github.com/coredns/coredns/request"
 )
@@ -14,14 +13,14 @@ import (
 // The client-* labels need the kubernetes plugin's pod watch: the plugin
 // does not publish them.
 func (h *Headless) Metadata(ctx context.Context, state request.Request) context.Context {
-	zone := plugin.Zones(h.Zones).Matches(state.Name())
+	zone := matchZone(h.Zones, state.Name())
 	if zone == "" {
 		return ctx
 	}
 	// state.Zone is not set yet when metadata is collected, so names are
 	// never read as multicluster here: the kubernetes plugin reads them the
 	// same way.
-	multicluster := plugin.Zones(h.multiclusterZones).Contains(state.Zone)
+	multicluster := matchZone(h.multiclusterZones, state.Zone) != ""
 	n, err := parseName(state.Name(), zone, multicluster, h.watch.transform.zones)
 	if err != nil {
 		metadata.SetValueFunc(ctx, "kubernetes/parse-error", func() string { return err.Error() })

@@ -430,22 +430,36 @@ func (p *part) fqdn(ep int32) string { return p.more.fqdns[p.eps[ep].off] }
 
 // target is the name of label h in zone: host.service.namespace.svc.zone.
 func (p *part) target(h int32, zone string) string {
-	return p.hosts[h].name + "." + p.slice.service + "." + p.slice.namespace + ".svc." + zone
+	var b strings.Builder
+	b.Grow(p.targetLen(h, zone))
+	p.writeTarget(&b, h, zone)
+	return b.String()
+}
+
+// targetLen is the length of target(h, zone).
+func (p *part) targetLen(h int32, zone string) int {
+	return len(p.hosts[h].name) + len(p.slice.service) + len(p.slice.namespace) + len(zone) + len("..svc.")
+}
+
+// writeTarget writes target(h, zone) to b.
+func (p *part) writeTarget(b *strings.Builder, h int32, zone string) {
+	for _, s := range [...]string{p.hosts[h].name, ".", p.slice.service, ".", p.slice.namespace, ".svc.", zone} {
+		b.WriteString(s)
+	}
 }
 
 // targets returns, at the index of each host that an SRV record or its glue
-// of entries names, that host's target (target), all in one string; other
-// indexes are empty. It reuses the room of into.
+// of entries names, that host's target, all in one string; other indexes
+// are empty. It reuses the room of into.
 func (p *part) targets(entries []entry, zone string, into []string) []string {
 	into = slices.Grow(into[:0], len(p.hosts))[:len(p.hosts)]
 	clear(into)
-	suffix := len(p.slice.service) + len(p.slice.namespace) + len(zone) + len("..svc.")
 	size := 0
 	for _, e := range entries {
 		h := p.eps[e.ep].host
 		if e.flags&(firstSRV|firstGlue) != 0 && into[h] == "" {
 			into[h] = p.hosts[h].name // named; its target is written below
-			size += len(into[h]) + suffix
+			size += p.targetLen(h, zone)
 		}
 	}
 	var b strings.Builder
@@ -455,9 +469,7 @@ func (p *part) targets(entries []entry, zone string, into []string) []string {
 			continue
 		}
 		start := b.Len()
-		for _, s := range []string{into[h], ".", p.slice.service, ".", p.slice.namespace, ".svc.", zone} {
-			b.WriteString(s)
-		}
+		p.writeTarget(&b, int32(h), zone) // #nosec G115 -- an index of hosts, which are int32
 		into[h] = b.String()[start:]
 	}
 	return into
