@@ -99,23 +99,22 @@ func runControllers(ctx context.Context, b *bench) error {
 // measureGangShape starts stock and drop-in in shape sh, measures the
 // StatefulSet's start and then its rolling restart, and deletes it.
 func (b *bench) measureGangShape(ctx context.Context, sh shape) error {
-	procs := map[string]*prodProc{}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for _, s := range []string{stock, dropIn} {
+	procs, err := startEach([]string{stock, dropIn}, func(s string) (*prodProc, error) {
 		p, err := b.startShape(ctx, s, -1, sh, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		procs[s] = p
 		// Serving the API's objects: a ClusterIP service's name answers.
 		if err := answered(ctx, p.addr, "kubernetes.default.svc.cluster.local.", 100*time.Millisecond, time.Minute); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
+			p.stop()
+			return nil, fmt.Errorf("%s: %w", s, err)
 		}
+		return p, nil
+	})
+	if err != nil {
+		return err
 	}
+	defer procs.stop()
 	watch := watchPods(b.cluster.Client, gangNamespace)
 	defer watch.stop()
 	if err := b.measureGang(ctx, sh, procs, watch); err != nil {
@@ -131,7 +130,7 @@ func (b *bench) measureGangShape(ctx context.Context, sh shape) error {
 // a peer for each setup asks for every pod's name every peerInterval until
 // it has an address, for up to cfg.gangWait, and reads the queries and CPU
 // time of each cluster DNS over that time.
-func (b *bench) measureGang(ctx context.Context, sh shape, procs map[string]*prodProc, watch *podWatch) error {
+func (b *bench) measureGang(ctx context.Context, sh shape, procs procSet, watch *podWatch) error {
 	n := b.cfg.gangPods
 	names := make([]string, n)
 	for i := range names {
@@ -263,7 +262,7 @@ func readyPods(timelines map[string][]incarnation, n int) int {
 // every pod's name and the service's every peerInterval, from 2s before
 // until the rollout is done and every setup answers each pod's new address,
 // or cfg.staleWait after the rollout; then it classifies the answers.
-func (b *bench) measureRollout(ctx context.Context, sh shape, procs map[string]*prodProc, watch *podWatch) error {
+func (b *bench) measureRollout(ctx context.Context, sh shape, procs procSet, watch *podWatch) error {
 	n := b.cfg.gangPods
 	api := b.cluster.Client.AppsV1().StatefulSets(gangNamespace)
 	if err := waitRolled(ctx, api.Get, 0, n, 2*time.Minute); err != nil {

@@ -172,6 +172,31 @@ func (p *prodProc) stop() {
 	}
 }
 
+// procSet is the processes of setups that run at once, by setup.
+type procSet map[string]*prodProc
+
+// stop stops them all.
+func (ps procSet) stop() {
+	for _, p := range ps {
+		p.stop()
+	}
+}
+
+// startEach starts a process of each of setups with start; if one fails,
+// it stops those started.
+func startEach(setups []string, start func(setup string) (*prodProc, error)) (procSet, error) {
+	ps := procSet{}
+	for _, s := range setups {
+		p, err := start(s)
+		if err != nil {
+			ps.stop()
+			return nil, err
+		}
+		ps[s] = p
+	}
+	return ps, nil
+}
+
 // startSetup starts a process of setup on the cluster mix with startShape,
 // and returns once it answers the probes of its setup.
 func (b *bench) startSetup(ctx context.Context, setup string, cpu int, sh shape, metered bool) (*prodProc, error) {
@@ -332,19 +357,13 @@ type relistResult struct {
 // the outage and starts again, until each has received as much again as its
 // initial lists (a relist), for up to 3 minutes, and 3s more.
 func (b *bench) measureRelist(ctx context.Context) error {
-	procs := map[string]*prodProc{}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
+	procs, err := startEach([]string{stock, dropIn}, func(s string) (*prodProc, error) { return b.startSetup(ctx, s, -1, helmShape, true) })
+	if err != nil {
+		return err
+	}
+	defer procs.stop()
 	initial := map[string]int64{}
-	for _, s := range []string{stock, dropIn} {
-		p, err := b.startSetup(ctx, s, -1, helmShape, true)
-		if err != nil {
-			return err
-		}
-		procs[s] = p
+	for s, p := range procs {
 		initial[s] = p.meter.received.Load()
 	}
 	results := map[string]*relistResult{}
@@ -382,7 +401,7 @@ func (b *bench) measureRelist(ctx context.Context) error {
 	stopped := time.Now()
 	b.cluster.StopAPIServer()
 	time.Sleep(b.cfg.outage)
-	err := b.cluster.StartAPIServer(ctx)
+	err = b.cluster.StartAPIServer(ctx)
 	if err == nil {
 		deadline := time.Now().Add(3 * time.Minute)
 		for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -420,19 +439,11 @@ func (b *bench) measureRelist(ctx context.Context) error {
 // times, over the repetitions, how long after the API server is ready again
 // after an outage each answers for a headless service created then.
 func (b *bench) measureRecovery(ctx context.Context) error {
-	procs := map[string]*prodProc{}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for _, s := range []string{kubernetesAlone, headlessAlone} {
-		p, err := b.startSetup(ctx, s, -1, kubeadmShape, false)
-		if err != nil {
-			return err
-		}
-		procs[s] = p
+	procs, err := startEach([]string{kubernetesAlone, headlessAlone}, func(s string) (*prodProc, error) { return b.startSetup(ctx, s, -1, kubeadmShape, false) })
+	if err != nil {
+		return err
 	}
+	defer procs.stop()
 	for rep := range b.cfg.reps {
 		fmt.Fprintf(b.log, "cluster mix: recovery %d: stopping the API server for %s ...\n", rep+1, b.cfg.outage)
 		b.cluster.StopAPIServer()
@@ -457,19 +468,11 @@ func (b *bench) measureRecovery(ctx context.Context) error {
 // client that asked its name before (and got NXDOMAIN, which the cache
 // keeps) gets its address, asking every 100ms.
 func (b *bench) measureNegativeTTL(ctx context.Context) error {
-	procs := map[string]*prodProc{}
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for _, s := range []string{stock, dropIn} {
-		p, err := b.startSetup(ctx, s, -1, helmShape, false)
-		if err != nil {
-			return err
-		}
-		procs[s] = p
+	procs, err := startEach([]string{stock, dropIn}, func(s string) (*prodProc, error) { return b.startSetup(ctx, s, -1, helmShape, false) })
+	if err != nil {
+		return err
 	}
+	defer procs.stop()
 	for rep := range b.cfg.reps {
 		name := fmt.Sprintf("negative-%d", rep)
 		o := mixProbeService(name, 2)
@@ -518,7 +521,7 @@ func (b *bench) measureNegativeTTL(ctx context.Context) error {
 // address, for up to 5 minutes (the kubernetes plugin's backoff after an
 // outage reaches a minute), and adds the time since from to times under the
 // process's setup.
-func (b *bench) timeAnswers(ctx context.Context, procs map[string]*prodProc, name string, from time.Time, every time.Duration, times map[string][]time.Duration) error {
+func (b *bench) timeAnswers(ctx context.Context, procs procSet, name string, from time.Time, every time.Duration, times map[string][]time.Duration) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(procs))
 	for _, p := range procs {
