@@ -3,6 +3,7 @@ package progress
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,9 +11,10 @@ import (
 )
 
 // The test binary stands in for the go command when FAKE_GO is set: "list"
-// prints three packages; "build" prints, with FAKE_GO_DOWNLOAD, a download
-// line, then the packages as go build -v does, one every FAKE_GO_DELAY, and,
-// with FAKE_GO_FAIL, an error.
+// prints three packages and, with FAKE_GO_LISTED, creates that file;
+// "build", with FAKE_GO_LISTED, waits for that file (go list has run), then
+// prints, with FAKE_GO_DOWNLOAD, a download line, then the packages as go
+// build -v does, one every FAKE_GO_DELAY, and, with FAKE_GO_FAIL, an error.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_GO") == "" {
 		os.Exit(m.Run())
@@ -22,7 +24,19 @@ func TestMain(m *testing.M) {
 		for _, p := range pkgs {
 			os.Stdout.WriteString(p + "\n")
 		}
+		if listed := os.Getenv("FAKE_GO_LISTED"); listed != "" {
+			if err := os.WriteFile(listed, nil, 0o644); err != nil {
+				os.Exit(2)
+			}
+		}
 		os.Exit(0)
+	}
+	if listed := os.Getenv("FAKE_GO_LISTED"); listed != "" {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(listed); err == nil {
+				break
+			}
+		}
 	}
 	delay, _ := time.ParseDuration(os.Getenv("FAKE_GO_DELAY"))
 	if os.Getenv("FAKE_GO_DOWNLOAD") != "" {
@@ -131,6 +145,9 @@ func TestGoBuildAnnounces(t *testing.T) {
 
 func TestGoBuildHeartbeat(t *testing.T) {
 	fakeGo(t, 150*time.Millisecond, false)
+	// The build starts once go list is done, however slowly the test binary
+	// starts as go list on a loaded machine: the count is then known.
+	t.Setenv("FAKE_GO_LISTED", filepath.Join(t.TempDir(), "listed"))
 	shortInterval(t, 20*time.Millisecond, 60*time.Millisecond)
 	var out syncBuffer
 	if err := GoBuild(&out, "thing", "", "", nil, "./cmd/b"); err != nil {
