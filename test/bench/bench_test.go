@@ -47,8 +47,8 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	// The controllers' section, with a row of figures for each shape and
-	// setup of the gang start (its Ready-to-answer and Ready-to-slice
-	// times) and of the rolling restart (answers received).
+	// setup of the gang start (its Ready-to-answer, Ready-to-slice and
+	// slice-to-answer times) and of the rolling restart (answers received).
 	if !strings.Contains(string(md), "\n## Controllers\n") {
 		t.Errorf("the report has no section Controllers:\n%s", md)
 	}
@@ -56,7 +56,7 @@ func TestSmoke(t *testing.T) {
 	for _, sh := range shapes {
 		for _, setup := range []string{stock, dropIn} {
 			row := `(?m)^\| ` + regexp.QuoteMeta(string(sh)) + ` \| ` + setup + ` \| `
-			if !regexp.MustCompile(row + strings.Repeat(duration+` \| `, 5) + `[0-9]+ \| [0-9]+ \| [1-9][0-9]* \|`).Match(md) {
+			if !regexp.MustCompile(row + strings.Repeat(duration+` \| `, 7) + `[0-9]+ \| [0-9]+ \| [1-9][0-9]* \|`).Match(md) {
 				t.Errorf("the report has no gang start figures for %s in the shape %s:\n%s", setup, sh, md)
 			}
 			if !regexp.MustCompile(row + duration + ` \| [1-9][0-9]* \| [1-9][0-9]* \| [0-9]+ \| [0-9]+ \|`).Match(md) {

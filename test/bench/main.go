@@ -92,7 +92,7 @@ func main() {
 	flag.IntVar(&cfg.endpoints, "endpoints", 10, "endpoints per service")
 	flag.IntVar(&cfg.large, "large", 0, "services of a larger workload measured for memory and ready time (100000 for 1M endpoints); 0 skips it")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each dnsperf run")
-	flag.IntVar(&cfg.rounds, "rounds", 2, "dnsperf runs per workload and listener")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "dnsperf runs per workload and listener")
 	flag.IntVar(&cfg.writes, "writes", 200, "EndpointSlice writes timed for programming latency")
 	flag.StringVar(&cfg.out, "out", "", "report path (default BENCHMARKS.md at the repository root)")
 	flag.StringVar(&cfg.goBench, "gobench", "", "a file with Go benchmark output to include in the report")
