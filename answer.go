@@ -162,12 +162,12 @@ func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.
 			if e.flags&firstSRV != 0 {
 				srvs++
 			}
-			switch {
-			case e.flags&firstGlue == 0:
-			case kind == kindV6:
-				glue6++
-			default:
-				glue4++
+			if e.flags&firstGlue != 0 {
+				if kind == kindV6 {
+					glue6++
+				} else {
+					glue4++
+				}
 			}
 		}
 	}
