@@ -69,7 +69,7 @@ func (b *bench) measureProcesses(ctx context.Context, label string) error {
 // measureQPS runs dnsperf on CPU 1 against each listener of one process
 // pinned to CPU 0, for each workload, and keeps the best of the rounds. The
 // listeners take turns within a round, so that a slow moment of the machine
-// (runs of the same listener here differ by up to 30%) falls on each of them
+// (runs of the same listener in one bench differed by up to a third) falls on each of them
 // rather than on all the runs of one.
 func (b *bench) measureQPS(ctx context.Context) error {
 	srv, ports, err := b.startAll(ctx)
