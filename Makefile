@@ -40,17 +40,14 @@ tools:
 	@go run ./test/cluster/cmd/buildtools
 
 # Unit tests, then the end-to-end packages one at a time: each starts its own
-# control plane and CoreDNS, and their waits are bounded. internal/cmd/gotest
-# prints a line as each package starts and ends, the log of a test once it
-# has run for 30s, and every failure in full. test/migration is a module of
-# its own, which ./... does not reach: it runs first, in a second.
+# control plane and CoreDNS, and their waits are bounded. test/migration is a
+# module of its own, which ./... does not reach: it runs first, in a second.
 .PHONY: test
 test: coredns tools
 	@$(PROGRESS) -- go vet ./...
 	@go vet -C test/migration ./...
-	@go build -o build/gotest ./internal/cmd/gotest
-	@build/gotest -C test/migration -race -count=1 ./...
-	@build/gotest -race -count=1 -p 1 ./...
+	@go test -C test/migration -race -count=1 ./...
+	@go test -race -count=1 -p 1 -timeout 30m ./...
 	@cat build/conformance.txt 2>/dev/null || true
 
 # Go benchmarks beside the kubernetes plugin, then test/bench: headless

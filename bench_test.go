@@ -79,14 +79,14 @@ func BenchmarkServeDNS(b *testing.B) {
 func BenchmarkIndexUpdate(b *testing.B) {
 	for _, n := range []int{100, 10000, 50000} {
 		b.Run(fmt.Sprintf("endpoints-%d", n), func(b *testing.B) {
-			ix := newIndex(false)
-			ix.setService(false, &service{objectMeta: objectMeta{name: "big", namespace: "bench"}, headless: true})
+			ix := newIndex()
+			ix.apply(services, &service{objectMeta: objectMeta{name: "big", namespace: "bench"}, headless: true})
 			objs := bigService("bench", "big", n)
 			var ess []*endpointSlice
 			for _, s := range objs.Slices {
 				ess = append(ess, toEndpointSlice(s, transformOptions{}))
 			}
-			ix.replaceSlices(false, controllerSlices, ess)
+			ix.replace(controllerSlices, anys(ess))
 			versions := [2]*endpointSlice{}
 			for i := range versions {
 				s := objs.Slices[len(objs.Slices)/2].DeepCopy()
@@ -96,7 +96,7 @@ func BenchmarkIndexUpdate(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				ix.setSlice(false, controllerSlices, versions[i%2])
+				ix.apply(controllerSlices, versions[i%2])
 				i++
 			}
 		})
@@ -140,15 +140,15 @@ func benchService(namespace, name string, n int) testkit.Objects {
 // API objects are made in the measured span, as a decoder makes them, and
 // what the index does not keep of them is collected before the reading.
 func BenchmarkIndexMemory(b *testing.B) {
-	const services, endpoints = 10000, 10
+	const nServices, nEndpoints = 10000, 10
 	yes, no := true, false
 	transform := sliceTransform(transformOptions{}, false)
 	slice := func(i int) *discovery.EndpointSlice {
 		name := fmt.Sprintf("app-%06d", i)
 		ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
-		eps := make([]discovery.Endpoint, endpoints)
+		eps := make([]discovery.Endpoint, nEndpoints)
 		for j := range eps {
-			k := i*endpoints + j
+			k := i*nEndpoints + j
 			e := testkit.Pod(testkit.Endpoint(netip.AddrFrom4([4]byte{10, byte(128 + k>>16), byte(k >> 8), byte(k)}).String(), fmt.Sprintf("pod-%d", j)), fmt.Sprintf("%s-%d", name, j))
 			e.Conditions = discovery.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}
 			node, zone := fmt.Sprintf("node-%04d", k%5000), fmt.Sprintf("zone-%c", 'a'+k%3)
@@ -161,15 +161,15 @@ func BenchmarkIndexMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		ix := newIndex(false)
-		for i := range services {
+		ix := newIndex()
+		for i := range nServices {
 			s := transform(slice(i)).(*endpointSlice)
-			ix.setService(false, &service{objectMeta: objectMeta{name: s.service, namespace: s.namespace}, headless: true})
-			ix.setSlice(false, controllerSlices, s)
+			ix.apply(services, &service{objectMeta: objectMeta{name: s.service, namespace: s.namespace}, headless: true})
+			ix.apply(controllerSlices, s)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(services*endpoints), "B/endpoint")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(nServices*nEndpoints), "B/endpoint")
 		runtime.KeepAlive(ix)
 	}
 }

@@ -22,7 +22,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	state.Zone = state.QName()[len(qname)-len(zone):] // the zone as the client wrote it
 
-	var res result
+	var res reply
 	switch {
 	case state.QType() == dns.TypeAXFR || state.QType() == dns.TypeIXFR:
 		// Zone transfers are the transfer plugin's (see xfr.go).
@@ -34,10 +34,12 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		res = h.nameServer(state)
 	case state.QType() == dns.TypeNS && qname == zone:
 		res = h.nameServers(state)
+	case state.QType() == dns.TypeSOA && qname == zone:
+		res = reply{rcode: dns.RcodeSuccess, answer: []dns.RR{h.soa(state.Zone, h.ttl)}}
 	case dnsutil.IsReverse(qname) > 0:
-		res = h.reverse(state)
+		res = h.reverse(state, zone)
 	default:
-		res = h.forward(ctx, state)
+		res = h.forward(ctx, state, zone)
 	}
 
 	if res.rcode == dns.RcodeNameError || !res.ours {
@@ -65,8 +67,8 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	return dns.RcodeSuccess, nil
 }
 
-// result is what the plugin makes of a query.
-type result struct {
+// reply is what the plugin makes of a query: the rcode and records of its answer.
+type reply struct {
 	rcode         int
 	answer, extra []dns.RR
 	truncated     bool
@@ -78,32 +80,36 @@ type result struct {
 	ours bool
 }
 
-// forward answers a name in a forward zone.
-func (h *Headless) forward(ctx context.Context, state request.Request) result {
-	multicluster := matchZone(h.multiclusterZones, state.Zone) != ""
-	n, err := parseName(state.Name(), state.Zone, multicluster, h.watch.transform.zones)
-	var snap *snapshot
-	if n.kind == kubernetes.Svc && n.service != "" && h.index.namespaceExposed(n.namespace) {
-		snap = h.index.lookup(multicluster, n.service+"."+n.namespace)
+// forward answers a name below a forward zone (in lower case).
+func (h *Headless) forward(ctx context.Context, state request.Request, zone string) reply {
+	multicluster := matchZone(h.multiclusterZones, zone) != ""
+	n, err := parseName(state.Name(), zone, multicluster, h.watch.transform.zones)
+	var view *serviceView
+	if n.kind == kubernetes.Svc && n.service != "" {
+		view, _ = h.index.lookup(multicluster, n.service, n.namespace)
 	}
-	if snap == nil {
-		return h.other(state, n, err)
+	if view == nil {
+		return h.other(state, zone, n, err)
 	}
 
-	res := result{rcode: dns.RcodeSuccess, ours: true}
-	var sel selection
+	res := reply{rcode: dns.RcodeSuccess, ours: true}
+	sel := selection{view: view, slices: view.slices}
 	switch {
 	case err != nil:
+		sel.slices = nil
 	case n.topoZone != "":
-		sel = snap.selectZone(n.topoZone, n.prefer)
-	case n.endpoint != "" && multicluster:
-		sel = snap.selectHost(n.endpoint + "." + n.cluster)
+		sel.zone, sel.zonal = n.topoZone, true
+		if n.prefer && !sel.selectsAny() {
+			sel.zone = "" // no endpoint in the zone: prefer takes them all
+		}
 	case n.endpoint != "":
-		sel = snap.selectHost(n.endpoint)
-	case n.port != "" || n.protocol != "":
-		sel = snap.selectPort(n.port, n.protocol)
+		sel.host = n.endpoint
+		if multicluster {
+			sel.host += "." + n.cluster
+		}
+		sel.slices = view.slicesOf(sel.host)
 	default:
-		sel = snap.selectAll()
+		sel.port, sel.protocol = n.port, n.protocol
 	}
 	if state.QType() == dns.TypeSOA {
 		return res // the kubernetes plugin answers SOA at the apex only
@@ -127,48 +133,50 @@ func (h *Headless) forward(ctx context.Context, state request.Request) result {
 
 // other answers the names of a forward zone that are not headless names as
 // the kubernetes plugin does, for when the plugin is alone.
-func (h *Headless) other(state request.Request, n name, err error) result {
+func (h *Headless) other(state request.Request, zone string, n queryName, err error) reply {
 	switch {
-	case state.QType() == dns.TypeSOA && state.Name() == state.Zone:
-		return result{rcode: dns.RcodeSuccess, answer: []dns.RR{h.soa(state.Zone, h.ttl)}}
 	case state.QType() == dns.TypeSOA:
-		return result{rcode: dns.RcodeSuccess}
+		return reply{rcode: dns.RcodeSuccess}
 	case state.QType() == dns.TypeTXT:
 		// TXT names only dns-version.ZONE: other names without records
 		// of any type do not exist, as in the kubernetes plugin.
-		if base, _ := dnsutil.TrimZone(state.Name(), state.Zone); base == "dns-version" {
-			return result{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(state.QName())}}
+		if base, _ := dnsutil.TrimZone(state.Name(), zone); base == "dns-version" {
+			return reply{rcode: dns.RcodeSuccess, answer: []dns.RR{dnsVersion(state.QName())}}
 		}
 	case err != nil:
-	case n.kind == "", n.kind == kubernetes.Svc && n.service == "" && h.index.hasNamespace(n.namespace) && h.index.namespaceExposed(n.namespace):
-		return result{rcode: dns.RcodeSuccess} // the zone, svc.ZONE, pod.ZONE, a namespace
+	case n.kind == "", n.kind == kubernetes.Svc && n.service == "" && h.index.namespaceExists(n.namespace):
+		return reply{rcode: dns.RcodeSuccess} // svc.ZONE, pod.ZONE, a namespace
 	}
-	return result{rcode: dns.RcodeNameError}
+	return reply{rcode: dns.RcodeNameError}
 }
 
-// reverse answers a name in a reverse zone.
-func (h *Headless) reverse(state request.Request) result {
-	switch state.QType() {
-	case dns.TypePTR:
-	case dns.TypeSOA:
-		return result{rcode: dns.RcodeSuccess} // the kubernetes plugin answers SOA at the apex only
+// reverse answers a name in a reverse zone (in lower case). Its apex exists,
+// without records but its SOA, as in the kubernetes plugin, which answers
+// NXDOMAIN for TXT only.
+func (h *Headless) reverse(state request.Request, zone string) reply {
+	switch {
+	case state.Name() == zone && state.QType() != dns.TypeTXT:
+		return reply{rcode: dns.RcodeSuccess}
+	case state.QType() == dns.TypePTR:
+	case state.QType() == dns.TypeSOA:
+		return reply{rcode: dns.RcodeSuccess} // the kubernetes plugin answers SOA at the apex only
 	default:
-		return result{rcode: dns.RcodeNameError}
+		return reply{rcode: dns.RcodeNameError}
 	}
 	addr, err := netip.ParseAddr(dnsutil.ExtractAddressFromReverse(state.Name()))
 	if err != nil {
-		return result{rcode: dns.RcodeNameError}
+		return reply{rcode: dns.RcodeNameError}
 	}
 	refs, multicluster := h.index.ptr(addr)
-	zone := h.Zones[h.primaryZone]
+	targetZone := h.Zones[h.primaryZone]
 	if multicluster && len(h.multiclusterZones) > 0 {
-		zone = h.multiclusterZones[0]
+		targetZone = h.multiclusterZones[0]
 	}
 	// The plugin does not know the addresses of services that are not
 	// headless: unless stable_ptr asks for the stable names alone, the next
 	// plugin, which knows every service, has the whole answer.
-	if rrs := h.ptr(state.QName(), refs, zone); len(rrs) > 0 {
-		return result{rcode: dns.RcodeSuccess, answer: rrs, ours: h.stablePTR}
+	if rrs := h.ptr(state.QName(), refs, targetZone); len(rrs) > 0 {
+		return reply{rcode: dns.RcodeSuccess, answer: rrs, ours: h.stablePTR}
 	}
-	return result{rcode: dns.RcodeNameError}
+	return reply{rcode: dns.RcodeNameError}
 }

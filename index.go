@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"hash/maphash"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,146 +17,136 @@ import (
 // index is what one plugin instance knows: the headless services of the
 // cluster view (Services, zone cluster.local) and of the multicluster view
 // (ServiceImports, clusterset zones), each with its EndpointSlices and the
-// snapshot built from them. It is the only copy of the objects the watcher
-// receives.
+// view built from them. It is the only copy of the objects the watches
+// receive.
 //
-// The reflectors, one goroutine each, write one at a time under write. They
-// build a new snapshot outside mu, from the parts of the slices that did not
-// change and a new part for each slice that did, and take mu only to swap it
-// in with the maps that readers use. Snapshots and parts are never modified
-// once published, so a query holds mu only to find them.
+// The reflectors, one goroutine each, write one at a time under write. A
+// writer builds a service's new view outside mu and takes mu only to swap it
+// in; views are never modified once published, so a query holds mu only to
+// find one.
 type index struct {
 	write sync.Mutex // serializes the writers
 	mu    sync.RWMutex
 	// Under mu: what readers use.
-	cluster view
-	multi   view
-	// reverse finds the labelled endpoints that hold an address in the
-	// cluster view; mcReverse does the same for the multicluster view.
+	cluster, multicluster serviceTable
+	// reverse finds the endpoints that hold an address in the cluster view;
+	// mcReverse does the same for the multicluster view.
 	reverse, mcReverse reverseMap
 	// exposed holds the namespaces that match namespace_labels; nil until
 	// they are listed, when none is.
 	exposed map[string]bool
 
-	zonal    bool         // keep the zones of endpoints (zonal)
-	hostSeed maphash.Seed // of the hostIndexes
-	// indexedParts is the number of parts from which a service has a
-	// hostIndex: minIndexedParts, but in tests.
-	indexedParts int
-	modified     atomic.Int64 // Unix time of the last change, the SOA serial
+	hostSeed      maphash.Seed // of the hostIndexes
+	indexedSlices int          // from which a service has a hostIndex: minIndexedSlices, but in tests
+	modified      atomic.Int64 // Unix time of the last change, the SOA serial
 }
 
-// view is one set of headless services and their slices.
-type view struct {
-	services map[string]*serviceState // by object.ServiceKey
+// serviceTable is one set of services and their slices.
+type serviceTable struct {
+	services map[string]*serviceEntry // by object.ServiceKey
 	// owners is the service and the watch of each slice, by
 	// "namespace/name"; only writers use it.
 	owners map[string]sliceOwner
 	// namespaces counts the headless services of each namespace.
 	namespaces map[string]int
-	// published and endpoints count the snapshots and their addresses, for
-	// the gauges.
+	// published and endpoints count the views and their endpoint
+	// addresses, for the gauges.
 	published, endpoints int
 }
 
-// serviceState is one service name: whether a headless Service of that name
-// exists, the slices that name it, and the snapshot it serves. Only snap is
-// read by queries, under index.mu; the rest is the writers'.
-type serviceState struct {
+// serviceEntry is one service name: whether a headless Service of that name
+// exists, the slices that name it, and the view it serves. Only view is read
+// by queries, under index.mu; the rest is the writers'.
+type serviceEntry struct {
 	headless bool
 	slices   []*endpointSlice // sorted by name
-	snap     *snapshot        // nil unless headless
-	// counts holds, for a snapshot of several parts, how many parts hold
-	// each address and label, to find its shared keys; nil otherwise.
-	counts *keyCounts
+	view     *serviceView     // nil unless headless
 }
 
-// keyCounts counts the parts that hold each address and label (in lower
-// case) of a service.
-type keyCounts struct {
-	addrs map[netip.Addr]int32
-	hosts map[string]int32
-}
-
-// sliceOwner says which service key a slice belongs to and which watch
+// sliceOwner says which service a slice belongs to and which watch
 // delivered it, so that a relist of one watch removes only its own slices,
 // and a slice that moves between watches is removed by neither.
 type sliceOwner struct {
 	service string
-	source  uint8
+	watch   watchID
 }
 
-// ptrRef names one labelled endpoint of a part.
+// ptrRef names one endpoint of a slice, for PTR answers.
 type ptrRef struct {
-	part *part
-	host int32
+	slice    *endpointSlice
+	endpoint int32
 }
 
-func newIndex(zonal bool) *index {
+func newIndex() *index {
 	return &index{
-		cluster: newView(), multi: newView(),
+		cluster: newServiceTable(), multicluster: newServiceTable(),
 		reverse: newReverseMap(), mcReverse: newReverseMap(),
-		zonal: zonal, hostSeed: maphash.MakeSeed(), indexedParts: minIndexedParts,
+		hostSeed: maphash.MakeSeed(), indexedSlices: minIndexedSlices,
 	}
 }
 
-func newView() view {
-	return view{services: map[string]*serviceState{}, owners: map[string]sliceOwner{}, namespaces: map[string]int{}}
+func newServiceTable() serviceTable {
+	return serviceTable{services: map[string]*serviceEntry{}, owners: map[string]sliceOwner{}, namespaces: map[string]int{}}
 }
 
-// lookup returns the snapshot of the headless service with key, or nil.
-func (ix *index) lookup(multicluster bool, key string) *snapshot {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	v := &ix.cluster
+func (ix *index) table(multicluster bool) *serviceTable {
 	if multicluster {
-		v = &ix.multi
+		return &ix.multicluster
 	}
-	if st := v.services[key]; st != nil {
-		return st.snap
-	}
-	return nil
+	return &ix.cluster
 }
 
-// hasNamespace reports whether a headless service exists in namespace.
-func (ix *index) hasNamespace(namespace string) bool {
+// lookup returns the view of the headless service name.namespace, or nil,
+// and whether namespace_labels lets the namespace be seen: with it, no
+// namespace is until the namespaces are listed, as in the kubernetes plugin.
+func (ix *index) lookup(multicluster bool, name, namespace string) (v *serviceView, exposed bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.cluster.namespaces[namespace] > 0
+	if ix.exposed != nil && !ix.exposed[namespace] {
+		return nil, false
+	}
+	if e := ix.table(multicluster).services[name+"."+namespace]; e != nil {
+		return e.view, true
+	}
+	return nil, true
 }
 
-// namespaceExposed reports whether namespace_labels lets namespace be seen:
-// with it, no namespace is until the namespaces are listed, as in the
-// kubernetes plugin.
-func (ix *index) namespaceExposed(namespace string) bool {
+// namespaceExists reports whether namespace holds a headless service and
+// namespace_labels lets it be seen.
+func (ix *index) namespaceExists(namespace string) bool {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.exposed == nil || ix.exposed[namespace]
+	return ix.cluster.namespaces[namespace] > 0 && (ix.exposed == nil || ix.exposed[namespace])
 }
 
-// ptr returns the labelled endpoints that hold addr: those of the cluster view
-// or, when it has none, those of the multicluster view.
+// ptr returns the endpoints that hold addr: those of the cluster view or,
+// when it has none, those of the multicluster view.
 func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, multicluster bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if refs := ix.reverse.get(addr); len(refs) > 0 {
+	if refs = ix.served(&ix.cluster, ix.reverse.get(addr)); len(refs) > 0 {
 		return refs, false
 	}
-	return ix.mcReverse.get(addr), true
+	return ix.served(&ix.multicluster, ix.mcReverse.get(addr)), true
 }
 
-// snapshots returns the published snapshots of a view, for zone transfers.
-func (ix *index) snapshots(multicluster bool) []*snapshot {
+// served returns the refs whose endpoint their service's view serves.
+func (ix *index) served(t *serviceTable, refs []ptrRef) []ptrRef {
+	return slices.DeleteFunc(refs, func(r ptrRef) bool {
+		e := t.services[object.ServiceKey(r.slice.service, r.slice.namespace)]
+		return e == nil || e.view == nil || r.slice.endpoints[r.endpoint].terminating != e.view.terminating
+	})
+}
+
+// views returns the published views of a table whose namespace can be seen,
+// for zone transfers.
+func (ix *index) views(multicluster bool) []*serviceView {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	v := &ix.cluster
-	if multicluster {
-		v = &ix.multi
-	}
-	var out []*snapshot
-	for _, st := range v.services {
-		if st.snap != nil {
-			out = append(out, st.snap)
+	var out []*serviceView
+	for _, e := range ix.table(multicluster).services {
+		if e.view != nil && (ix.exposed == nil || ix.exposed[e.view.namespace]) {
+			out = append(out, e.view)
 		}
 	}
 	return out
@@ -167,150 +156,147 @@ func (ix *index) snapshots(multicluster bool) []*snapshot {
 func (ix *index) serial() uint32 { return uint32(ix.modified.Load()) } // #nosec G115 -- Unix time as SOA serial
 
 // size returns the number of headless services of the cluster view and of
-// their addresses.
+// their endpoint addresses.
 func (ix *index) size() (services, endpoints int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	return ix.cluster.published, ix.cluster.endpoints
 }
 
-// setService records that the Service (or ServiceImport) svc exists; a
-// service that is not headless counts as absent. It reports whether a
-// snapshot changed.
-func (ix *index) setService(multicluster bool, svc *service) bool {
+// apply records obj, which watch w delivered: a Service, a ServiceImport,
+// an EndpointSlice or a Namespace, reduced. It reports whether a view
+// changed.
+func (ix *index) apply(w watchID, obj any) bool {
 	ix.write.Lock()
 	defer ix.write.Unlock()
-	key := object.ServiceKey(svc.name, svc.namespace)
-	return ix.markService(multicluster, key, svc.headless) && ix.refresh(multicluster, key)
-}
-
-// removeService records that the service with that name is gone.
-func (ix *index) removeService(multicluster bool, svc *service) bool {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	key := object.ServiceKey(svc.name, svc.namespace)
-	return ix.markService(multicluster, key, false) && ix.refresh(multicluster, key)
-}
-
-// replaceServices makes svcs the only services of a view, as a relist says.
-func (ix *index) replaceServices(multicluster bool, svcs []*service) {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	v := ix.view(multicluster)
-	keep := make(map[string]bool, len(svcs))
 	changed := map[string]bool{}
-	for _, s := range svcs {
-		key := object.ServiceKey(s.name, s.namespace)
-		if s.headless {
-			keep[key] = true
-		}
-		if ix.markService(multicluster, key, s.headless) {
-			changed[key] = true
-		}
+	switch o := obj.(type) {
+	case *service:
+		ix.markService(w.multicluster(), o, o.headless, changed)
+	case *endpointSlice:
+		ix.putSlice(w, o, changed)
+	case *objectMeta:
+		ix.setNamespace(o.name, true)
 	}
-	for key, st := range v.services {
-		if st.headless && !keep[key] && ix.markService(multicluster, key, false) {
-			changed[key] = true
-		}
-	}
-	for key := range changed {
-		ix.refresh(multicluster, key)
-	}
+	return ix.refresh(w.multicluster(), changed)
 }
 
-// markService records whether the service key is headless, and reports
-// whether that changed; the caller refreshes it.
-func (ix *index) markService(multicluster bool, key string, headless bool) bool {
-	st := ix.state(multicluster, key, headless)
-	if st == nil || st.headless == headless {
-		return false
+// remove records that obj is gone from watch w. A slice that another watch
+// holds now (its managed-by label changed) stays: the watches tell of the
+// move in either order.
+func (ix *index) remove(w watchID, obj any) bool {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	changed := map[string]bool{}
+	switch o := obj.(type) {
+	case *service:
+		ix.markService(w.multicluster(), o, false, changed)
+	case *endpointSlice:
+		key := o.namespace + "/" + o.name
+		if owner, ok := ix.table(w.multicluster()).owners[key]; ok && owner.watch == w {
+			ix.dropSlice(w.multicluster(), key, changed)
+		}
+	case *objectMeta:
+		ix.setNamespace(o.name, false)
 	}
-	st.headless = headless
-	return true
+	return ix.refresh(w.multicluster(), changed)
 }
 
-// state returns the state of the service key, made when create is set.
-func (ix *index) state(multicluster bool, key string, create bool) *serviceState {
-	v := ix.view(multicluster)
-	st := v.services[key]
-	if st == nil && create {
-		st = &serviceState{}
+// replace makes objs the only objects of watch w, as a list says. Each
+// service that changed is published once.
+func (ix *index) replace(w watchID, objs []any) {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	t := ix.table(w.multicluster())
+	changed := map[string]bool{}
+	switch w {
+	case namespaces:
+		exposed := make(map[string]bool, len(objs))
+		for _, o := range objs {
+			exposed[o.(*objectMeta).name] = true
+		}
 		ix.mu.Lock()
-		v.services[key] = st
+		ix.exposed = exposed
+		ix.mu.Unlock()
+	case services, serviceImports:
+		listed := make(map[string]bool, len(objs))
+		for _, o := range objs {
+			s := o.(*service)
+			listed[object.ServiceKey(s.name, s.namespace)] = s.headless
+			ix.markService(w.multicluster(), s, s.headless, changed)
+		}
+		for key, e := range t.services {
+			if e.headless && !listed[key] {
+				name, namespace := cutServiceKey(key)
+				ix.markService(w.multicluster(), &service{objectMeta: objectMeta{name: name, namespace: namespace}}, false, changed)
+			}
+		}
+	default:
+		listed := make(map[string]bool, len(objs))
+		for _, o := range objs {
+			s := o.(*endpointSlice)
+			listed[s.namespace+"/"+s.name] = true
+			ix.putSlice(w, s, changed)
+		}
+		for key, owner := range t.owners {
+			if owner.watch == w && !listed[key] {
+				ix.dropSlice(w.multicluster(), key, changed)
+			}
+		}
+	}
+	ix.refresh(w.multicluster(), changed)
+}
+
+// markService records whether the service s is headless, and adds its key
+// to changed when that changed.
+func (ix *index) markService(multicluster bool, s *service, headless bool, changed map[string]bool) {
+	key := object.ServiceKey(s.name, s.namespace)
+	e := ix.entry(multicluster, key, headless)
+	if e != nil && e.headless != headless {
+		e.headless = headless
+		changed[key] = true
+	}
+}
+
+// entry returns the entry of the service key, made when create is set.
+func (ix *index) entry(multicluster bool, key string, create bool) *serviceEntry {
+	t := ix.table(multicluster)
+	e := t.services[key]
+	if e == nil && create {
+		e = &serviceEntry{}
+		ix.mu.Lock()
+		t.services[key] = e
 		ix.mu.Unlock()
 	}
-	return st
-}
-
-// setSlice records the slice s from source. It reports whether the snapshot
-// of a headless service changed.
-func (ix *index) setSlice(multicluster bool, source uint8, s *endpointSlice) bool {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	changed := map[string]bool{}
-	ix.putSlice(multicluster, source, s, changed)
-	return ix.refreshAll(multicluster, changed)
-}
-
-// removeSlice records that the slice is gone from source. A slice that
-// another watch holds now (its managed-by label changed) stays: the watches
-// tell of the move in either order.
-func (ix *index) removeSlice(multicluster bool, source uint8, s *endpointSlice) bool {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	sliceKey := s.namespace + "/" + s.name
-	if owner, ok := ix.view(multicluster).owners[sliceKey]; !ok || owner.source != source {
-		return false
-	}
-	changed := map[string]bool{}
-	ix.dropSlice(multicluster, sliceKey, changed)
-	return ix.refreshAll(multicluster, changed)
-}
-
-// replaceSlices makes ess the only slices from source in a view. Each
-// service that changed is published once.
-func (ix *index) replaceSlices(multicluster bool, source uint8, ess []*endpointSlice) {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	v := ix.view(multicluster)
-	keep := make(map[string]bool, len(ess))
-	changed := map[string]bool{}
-	for _, s := range ess {
-		keep[s.namespace+"/"+s.name] = true
-		ix.putSlice(multicluster, source, s, changed)
-	}
-	for sliceKey, owner := range v.owners {
-		if owner.source == source && !keep[sliceKey] {
-			ix.dropSlice(multicluster, sliceKey, changed)
-		}
-	}
-	ix.refreshAll(multicluster, changed)
+	return e
 }
 
 // putSlice puts s among the slices of its service, and adds the keys of
 // the services whose slices changed to changed.
-func (ix *index) putSlice(multicluster bool, source uint8, s *endpointSlice, changed map[string]bool) {
+func (ix *index) putSlice(w watchID, s *endpointSlice, changed map[string]bool) {
+	multicluster := w.multicluster()
 	sliceKey := s.namespace + "/" + s.name
 	if s.service == "" {
 		// No service names it: DNS cannot serve it. Forget an earlier version.
 		ix.dropSlice(multicluster, sliceKey, changed)
 		return
 	}
-	v := ix.view(multicluster)
+	t := ix.table(multicluster)
 	key := object.ServiceKey(s.service, s.namespace)
-	if owner, ok := v.owners[sliceKey]; ok && owner.service != key {
+	if owner, ok := t.owners[sliceKey]; ok && owner.service != key {
 		ix.dropSlice(multicluster, sliceKey, changed) // the slice now names another service
 	}
-	v.owners[sliceKey] = sliceOwner{service: key, source: source}
-	st := ix.state(multicluster, key, true)
-	i, found := slices.BinarySearchFunc(st.slices, s.name, func(o *endpointSlice, name string) int { return cmp.Compare(o.name, name) })
+	t.owners[sliceKey] = sliceOwner{service: key, watch: w}
+	e := ix.entry(multicluster, key, true)
+	i, found := slices.BinarySearchFunc(e.slices, s.name, func(o *endpointSlice, name string) int { return cmp.Compare(o.name, name) })
 	switch {
-	case found && st.slices[i].equal(s):
+	case found && e.slices[i].equal(s):
 		return
 	case found:
-		st.slices[i] = s
+		e.slices = slices.Clone(e.slices) // a published view holds the old list
+		e.slices[i] = s
 	default:
-		st.slices = slices.Insert(st.slices, i, s)
+		e.slices = slices.Insert(slices.Clip(e.slices), i, s)
 	}
 	changed[key] = true
 }
@@ -318,269 +304,126 @@ func (ix *index) putSlice(multicluster bool, source uint8, s *endpointSlice, cha
 // dropSlice removes the slice sliceKey from its service, and adds the
 // service's key to changed.
 func (ix *index) dropSlice(multicluster bool, sliceKey string, changed map[string]bool) {
-	v := ix.view(multicluster)
-	owner, ok := v.owners[sliceKey]
+	t := ix.table(multicluster)
+	owner, ok := t.owners[sliceKey]
 	if !ok {
 		return
 	}
-	delete(v.owners, sliceKey)
-	st := v.services[owner.service]
-	if st == nil {
+	delete(t.owners, sliceKey)
+	e := t.services[owner.service]
+	if e == nil {
 		return
 	}
 	_, name, _ := strings.Cut(sliceKey, "/")
-	st.slices = slices.DeleteFunc(st.slices, func(o *endpointSlice) bool { return o.name == name })
+	e.slices = slices.DeleteFunc(slices.Clone(e.slices), func(o *endpointSlice) bool { return o.name == name })
 	changed[owner.service] = true
 }
 
-func (ix *index) refreshAll(multicluster bool, changed map[string]bool) bool {
-	published := false
-	for key := range changed {
-		published = ix.refresh(multicluster, key) || published
-	}
-	return published
-}
-
-// hideNamespaces makes every namespace hidden until setNamespace or
-// replaceNamespaces exposes it: namespace_labels fails closed.
-func (ix *index) hideNamespaces() {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.exposed = map[string]bool{}
-}
-
 // setNamespace records whether a namespace matches namespace_labels.
-func (ix *index) setNamespace(name string, present bool) {
+func (ix *index) setNamespace(name string, exposed bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.exposed == nil {
 		ix.exposed = map[string]bool{}
 	}
-	if present {
+	if exposed {
 		ix.exposed[name] = true
 	} else {
 		delete(ix.exposed, name)
 	}
 }
 
-// replaceNamespaces makes names the namespaces that match namespace_labels.
-func (ix *index) replaceNamespaces(names []string) {
+// hideNamespaces makes every namespace hidden until the namespaces that
+// match namespace_labels are listed: namespace_labels fails closed.
+func (ix *index) hideNamespaces() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.exposed = make(map[string]bool, len(names))
-	for _, n := range names {
-		ix.exposed[n] = true
-	}
+	ix.exposed = map[string]bool{}
 }
 
-func (ix *index) view(multicluster bool) *view {
-	if multicluster {
-		return &ix.multi
+// refresh publishes the view of each service in changed from its slices,
+// and reports whether any was published.
+func (ix *index) refresh(multicluster bool, changed map[string]bool) bool {
+	published := false
+	for key := range changed {
+		published = ix.publish(multicluster, key) || published
 	}
-	return &ix.cluster
+	return published
 }
 
-// refresh publishes the snapshot of the service key from its slices. It
-// keeps the part of each slice that did not change and builds one for each
-// slice that did, unless the service starts or stops having a ready
-// endpoint, when every part changes. It reports whether anything was
-// published.
-func (ix *index) refresh(multicluster bool, key string) bool {
-	v := ix.view(multicluster)
-	st := v.services[key]
-	if st == nil {
+// publish builds and swaps in the view of the service key.
+func (ix *index) publish(multicluster bool, key string) bool {
+	t := ix.table(multicluster)
+	e := t.services[key]
+	if e == nil {
 		return false
 	}
-	old := st.snap
-	var snap *snapshot
-	var gone, added []*part
-	if st.headless {
-		snap, gone, added = ix.build(multicluster, key, st)
+	old := e.view
+	var v *serviceView
+	var gone, added []*endpointSlice
+	if e.headless {
+		name, namespace := cutServiceKey(key)
+		v, gone, added = newView(name, namespace, e.slices, old, ix.hostSeed, ix.indexedSlices)
 	} else if old != nil {
-		gone = old.parts
-		st.counts = nil
-	}
-	if snap == old && (st.headless || len(st.slices) > 0) {
-		return false // nothing changed, or nothing to serve
+		gone = old.slices
 	}
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if !st.headless && len(st.slices) == 0 {
-		delete(v.services, key)
+	if !e.headless && len(e.slices) == 0 {
+		delete(t.services, key)
 	}
-	if old == nil && snap == nil {
+	if old == nil && v == nil {
 		return false
 	}
 	reverse := ix.reverse
 	if multicluster {
 		reverse = ix.mcReverse
 	}
-	for _, p := range gone {
-		v.endpoints -= len(p.eps)
-		reverse.remove(p)
+	for _, s := range gone {
+		reverse.remove(s)
 	}
-	for _, p := range added {
-		v.endpoints += len(p.eps)
-		reverse.add(p)
+	for _, s := range added {
+		reverse.add(s)
 	}
+	services, endpoints := 0, 0
 	if old != nil {
-		v.published--
-		if v.namespaces[old.namespace]--; v.namespaces[old.namespace] <= 0 {
-			delete(v.namespaces, old.namespace)
+		services, endpoints = -1, -old.endpoints()
+		if t.namespaces[old.namespace]--; t.namespaces[old.namespace] <= 0 {
+			delete(t.namespaces, old.namespace)
 		}
 	}
-	if snap != nil {
-		v.published++
-		v.namespaces[snap.namespace]++
+	if v != nil {
+		services, endpoints = services+1, endpoints+v.endpoints()
+		t.namespaces[v.namespace]++
 	}
-	st.snap = snap
+	t.published += services
+	t.endpoints += endpoints
+	if !multicluster {
+		servicesGauge.Add(float64(services))
+		endpointsGauge.Add(float64(endpoints))
+	}
+	e.view = v
 	ix.modified.Store(time.Now().Unix())
 	return true
 }
 
-// build returns the new snapshot of the headless service key, the parts of
-// the published one it drops and the parts it adds.
-func (ix *index) build(multicluster bool, key string, st *serviceState) (snap *snapshot, gone, added []*part) {
-	old := st.snap
-	var oldParts []*part
-	terminating := false
-	if old != nil {
-		oldParts, terminating = old.parts, old.terminating
-	} else {
-		terminating = !slices.ContainsFunc(st.slices, func(es *endpointSlice) bool {
-			return slices.ContainsFunc(es.endpoints, func(e sliceEndpoint) bool { return !e.terminating })
-		})
-	}
-	zonal := ix.zonal && !multicluster
-	parts := make([]*part, len(st.slices))
-	j := 0
-	for i, es := range st.slices {
-		for j < len(oldParts) && oldParts[j].slice.name < es.name {
-			gone = append(gone, oldParts[j])
-			j++
-		}
-		if j < len(oldParts) && oldParts[j].slice == es {
-			parts[i] = oldParts[j]
-			j++
-			continue
-		}
-		if j < len(oldParts) && oldParts[j].slice.name == es.name {
-			gone = append(gone, oldParts[j])
-			j++
-		}
-		parts[i] = newPart(es, terminating, zonal, multicluster)
-		added = append(added, parts[i])
-	}
-	gone = append(gone, oldParts[j:]...)
-
-	if t := !slices.ContainsFunc(parts, func(p *part) bool { return p.hasReady }); t != terminating {
-		// Every endpoint the service serves changes: rebuild every part.
-		terminating, gone, added = t, oldParts, nil
-		for i, es := range st.slices {
-			parts[i] = newPart(es, terminating, zonal, multicluster)
-		}
-		added = parts
-	}
-	if len(gone) == 0 && len(added) == 0 && old != nil {
-		return old, nil, nil
-	}
-	name, namespace := cutServiceKey(key)
-	shared, hosts := st.keys(ix.hostSeed, ix.indexedParts, parts, gone, added)
-	return newSnapshot(name, namespace, parts, terminating, shared, hosts), gone, added
+// clearGauges takes the index's share out of the gauges, which add up the
+// shares of every instance: server blocks, or the old and new one during a
+// reload.
+func (ix *index) clearGauges() {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	servicesGauge.Sub(float64(ix.cluster.published))
+	endpointsGauge.Sub(float64(ix.cluster.endpoints))
+	ix.cluster.published, ix.cluster.endpoints = 0, 0
 }
 
-// keys returns the keys that several of parts hold and the index of the
-// labels, given the parts that left and joined the service since its last
-// snapshot, and keeps the counts that find them in step.
-func (st *serviceState) keys(seed maphash.Seed, indexedParts int, parts, gone, added []*part) (*sharedKeys, *hostIndex) {
-	if len(parts) < 2 {
-		st.counts = nil
-		return nil, nil
-	}
-	var prev *sharedKeys
-	var prevHosts *hostIndex
-	if st.snap != nil {
-		prev, prevHosts = st.snap.shared, st.snap.hosts
-	}
-	if st.counts == nil {
-		// From one part to several, or a service that comes back: count
-		// them all.
-		st.counts = &keyCounts{addrs: map[netip.Addr]int32{}, hosts: map[string]int32{}}
-		prev, prevHosts, gone, added = nil, nil, nil, parts
-	}
-	shared := st.shared(prev, gone, added)
-	return shared, nextHostIndex(prevHosts, seed, indexedParts, parts, gone, added, st.counts.hosts)
-}
-
-// shared returns the keys that several parts hold, from prev, those before
-// gone left and added joined, and counts them.
-func (st *serviceState) shared(prev *sharedKeys, gone, added []*part) *sharedKeys {
-	c := st.counts
-	// The keys whose count crosses 2 either way.
-	var addrs []netip.Addr
-	var hosts []string
-	count := func(p *part, d int32) {
-		p.addresses(func(a netip.Addr) { addrs = countKey(c.addrs, a, d, addrs) })
-		for _, h := range p.hosts {
-			hosts = countKey(c.hosts, strings.ToLower(h.name), d, hosts)
-		}
-	}
-	for _, p := range gone {
-		count(p, -1)
-	}
-	for _, p := range added {
-		count(p, 1)
-	}
-	if len(addrs) == 0 && len(hosts) == 0 {
-		return prev
-	}
-	next := &sharedKeys{addrs: map[netip.Addr]bool{}, hosts: map[string]bool{}}
-	if prev != nil {
-		maps.Copy(next.addrs, prev.addrs)
-		maps.Copy(next.hosts, prev.hosts)
-	}
-	markShared(next.addrs, c.addrs, addrs)
-	markShared(next.hosts, c.hosts, hosts)
-	if len(next.addrs) == 0 && len(next.hosts) == 0 {
-		return nil
-	}
-	return next
-}
-
-// countKey adds d to the count of key and appends key to crossed when the
-// count crosses 2, either way.
-func countKey[K comparable](counts map[K]int32, key K, d int32, crossed []K) []K {
-	n := counts[key] + d
-	if n == 0 {
-		delete(counts, key)
-	} else {
-		counts[key] = n
-	}
-	if (d > 0 && n == 2) || (d < 0 && n == 1) {
-		crossed = append(crossed, key)
-	}
-	return crossed
-}
-
-// markShared puts each of keys that counts has twice or more in shared,
-// and takes the others out.
-func markShared[K comparable](shared map[K]bool, counts map[K]int32, keys []K) {
-	for _, k := range keys {
-		if counts[k] >= 2 {
-			shared[k] = true
-		} else {
-			delete(shared, k)
-		}
-	}
-}
-
-// reverseMap finds the labelled endpoints that hold an address. An IPv4
-// address is keyed by its 4 bytes, so that each costs one small map entry.
-//
-// This, the runs of all that hostRec points into and endpointDetail are for
-// memory: without them the drop-in's live heap in the production shape of
-// make bench was 1.08x stock's, over its 1.05x target (BENCHMARKS.md).
+// reverseMap finds the endpoints that hold an address. An IPv4 address is
+// keyed by its 4 bytes, so that each costs one small map entry (the index
+// memory an endpoint, BenchmarkIndexMemory).
 type reverseMap struct {
 	v4 reverseTable[uint32]
 	v6 reverseTable[[16]byte]
@@ -590,7 +433,7 @@ func newReverseMap() reverseMap {
 	return reverseMap{v4: newReverseTable[uint32](), v6: newReverseTable[[16]byte]()}
 }
 
-// get returns the endpoints that hold addr.
+// get returns the endpoints that hold addr, in a new slice.
 func (r reverseMap) get(addr netip.Addr) []ptrRef {
 	if addr = addr.Unmap(); addr.Is4() {
 		return r.v4.get(v4Key(addr))
@@ -598,27 +441,27 @@ func (r reverseMap) get(addr netip.Addr) []ptrRef {
 	return r.v6.get(addr.As16())
 }
 
-// add adds the addresses of p.
-func (r reverseMap) add(p *part) {
-	for i, ep := range p.eps {
-		ref := ptrRef{part: p, host: ep.host}
-		switch ep.kind {
-		case kindV4:
-			r.v4.add(v4Key(p.addr(int32(i))), ref) // #nosec G115
-		case kindV6:
-			r.v6.add(p.addr(int32(i)).As16(), ref) // #nosec G115
+// add adds the addresses of s.
+func (r reverseMap) add(s *endpointSlice) {
+	for i, e := range s.endpoints {
+		ref := ptrRef{slice: s, endpoint: int32(i)} // #nosec G115 -- bounded by the endpoints of a slice
+		switch {
+		case e.addr.Is4():
+			r.v4.add(v4Key(e.addr), ref)
+		case e.addr.Is6():
+			r.v6.add(e.addr.As16(), ref)
 		}
 	}
 }
 
-// remove removes the addresses of p.
-func (r reverseMap) remove(p *part) {
-	for i, ep := range p.eps {
-		switch ep.kind {
-		case kindV4:
-			r.v4.remove(v4Key(p.addr(int32(i))), p) // #nosec G115
-		case kindV6:
-			r.v6.remove(p.addr(int32(i)).As16(), p) // #nosec G115
+// remove removes the addresses of s.
+func (r reverseMap) remove(s *endpointSlice) {
+	for _, e := range s.endpoints {
+		switch {
+		case e.addr.Is4():
+			r.v4.remove(v4Key(e.addr), s)
+		case e.addr.Is6():
+			r.v6.remove(e.addr.As16(), s)
 		}
 	}
 }
@@ -632,7 +475,7 @@ func v4Key(a netip.Addr) uint32 {
 // others, for the rare address that several endpoints share, in a second.
 type reverseTable[K comparable] struct {
 	first map[K]ptrRef
-	more  map[K][]ptrRef // copied on write: readers may hold the old ones
+	more  map[K][]ptrRef
 }
 
 func newReverseTable[K comparable]() reverseTable[K] {
@@ -652,14 +495,13 @@ func (t reverseTable[K]) add(key K, ref ptrRef) {
 		t.first[key] = ref
 		return
 	}
-	more := t.more[key]
-	t.more[key] = append(more[:len(more):len(more)], ref)
+	t.more[key] = append(t.more[key], ref)
 }
 
-// remove removes the endpoints of p that hold key.
-func (t reverseTable[K]) remove(key K, p *part) {
-	more := slices.DeleteFunc(slices.Clone(t.more[key]), func(ref ptrRef) bool { return ref.part == p })
-	if first, ok := t.first[key]; ok && first.part == p {
+// remove removes the endpoints of s that hold key.
+func (t reverseTable[K]) remove(key K, s *endpointSlice) {
+	more := slices.DeleteFunc(t.more[key], func(ref ptrRef) bool { return ref.slice == s })
+	if first, ok := t.first[key]; ok && first.slice == s {
 		if len(more) == 0 {
 			delete(t.first, key)
 		} else {

@@ -25,6 +25,10 @@ func slim(service, host string, addrs ...string) *endpointSlice {
 	return s
 }
 
+func endpoint(addr, host string) sliceEndpoint {
+	return sliceEndpoint{addr: netip.MustParseAddr(addr), host: host, hostname: true}
+}
+
 func headlessService(name string) *service {
 	return &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: true}
 }
@@ -32,31 +36,31 @@ func headlessService(name string) *service {
 func names(refs []ptrRef) []string {
 	var out []string
 	for _, r := range refs {
-		out = append(out, r.part.target(r.host, "z."))
+		out = append(out, r.slice.endpoints[r.endpoint].host+"."+r.slice.service+"."+r.slice.namespace+".svc.z.")
 	}
 	slices.Sort(out)
 	return out
 }
 
 func TestIndexReverseSharedAddress(t *testing.T) {
-	ix := newIndex(false)
+	ix := newIndex()
 	addr := netip.MustParseAddr("10.0.0.1")
 	for _, s := range []string{"a", "b", "c"} {
-		ix.setService(false, headlessService(s))
-		ix.setSlice(false, controllerSlices, slim(s, "pod", "10.0.0.1"))
+		ix.apply(services, headlessService(s))
+		ix.apply(controllerSlices, slim(s, "pod", "10.0.0.1"))
 	}
 	if refs, _ := ix.ptr(addr); len(refs) != 3 {
 		t.Fatalf("PTR names %v, want 3", names(refs))
 	}
-	ix.removeService(false, headlessService("a"))
+	ix.remove(services, headlessService("a"))
 	if refs, _ := ix.ptr(addr); fmt.Sprint(names(refs)) != "[pod.b.ns.svc.z. pod.c.ns.svc.z.]" {
 		t.Errorf("after removing a: %v", names(refs))
 	}
-	ix.setSlice(false, controllerSlices, slim("c", "pod", "10.0.0.2")) // c moves away
+	ix.apply(controllerSlices, slim("c", "pod", "10.0.0.2")) // c moves away
 	if refs, _ := ix.ptr(addr); fmt.Sprint(names(refs)) != "[pod.b.ns.svc.z.]" {
 		t.Errorf("after moving c: %v", names(refs))
 	}
-	ix.removeSlice(false, controllerSlices, slim("b", "pod"))
+	ix.remove(controllerSlices, slim("b", "pod"))
 	if refs, _ := ix.ptr(addr); len(refs) != 0 || len(ix.reverse.v4.first) != 1 {
 		t.Errorf("after removing b's slice: %v, %d addresses", names(refs), len(ix.reverse.v4.first))
 	}
@@ -69,43 +73,43 @@ func TestIndexReverseSharedAddress(t *testing.T) {
 // index holds publishes nothing and moves no serial: the same object again,
 // a relist of the same objects, a change the transform drops.
 func TestIndexOnlyRealChanges(t *testing.T) {
-	ix := newIndex(false)
-	if !ix.setService(false, headlessService("web")) || !ix.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.1")) {
+	ix := newIndex()
+	if !ix.apply(services, headlessService("web")) || !ix.apply(controllerSlices, slim("web", "pod", "10.0.0.1")) {
 		t.Fatal("the first service and slice changed nothing")
 	}
-	snap := ix.lookup(false, "web.ns")
+	snap := ix.view("web")
 	ix.modified.Store(1)
 	again := slim("web", "pod", "10.0.0.1")
 	again.triggered = 12345 // a new trigger time, the same records
-	if ix.setSlice(false, controllerSlices, again) {
+	if ix.apply(controllerSlices, again) {
 		t.Error("the same slice again is a change")
 	}
-	if ix.setService(false, headlessService("web")) {
+	if ix.apply(services, headlessService("web")) {
 		t.Error("the same service again is a change")
 	}
-	ix.replaceServices(false, []*service{headlessService("web")})
-	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("web", "pod", "10.0.0.1")})
-	if ix.lookup(false, "web.ns") != snap || ix.serial() != 1 {
+	ix.replace(services, anys([]*service{headlessService("web")}))
+	ix.replace(controllerSlices, anys([]*endpointSlice{slim("web", "pod", "10.0.0.1")}))
+	if ix.view("web") != snap || ix.serial() != 1 {
 		t.Errorf("a relist of the same objects published a snapshot or moved the serial to %d", ix.serial())
 	}
-	if !ix.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.2")) || ix.serial() == 1 {
+	if !ix.apply(controllerSlices, slim("web", "pod", "10.0.0.2")) || ix.serial() == 1 {
 		t.Error("a new address is not a change")
 	}
 }
 
 func TestIndexReplace(t *testing.T) {
-	ix := newIndex(false)
-	ix.replaceServices(false, []*service{headlessService("a"), headlessService("b"), {objectMeta: objectMeta{name: "c", namespace: "ns"}}})
-	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1"), slim("b", "pod", "10.0.0.2")})
-	ix.replaceSlices(false, otherSlices, []*endpointSlice{slim("c", "pod", "10.0.0.3")})
+	ix := newIndex()
+	ix.replace(services, anys([]*service{headlessService("a"), headlessService("b"), {objectMeta: objectMeta{name: "c", namespace: "ns"}}}))
+	ix.replace(controllerSlices, anys([]*endpointSlice{slim("a", "pod", "10.0.0.1"), slim("b", "pod", "10.0.0.2")}))
+	ix.replace(otherSlices, anys([]*endpointSlice{slim("c", "pod", "10.0.0.3")}))
 	if n, eps := ix.size(); n != 2 || eps != 2 {
 		t.Fatalf("size %d %d, want 2 services (c is not headless), 2 endpoints", n, eps)
 	}
 	// A relist without b: b and its slice go; the other watch's slice stays.
-	ix.replaceServices(false, []*service{headlessService("a")})
-	ix.replaceSlices(false, controllerSlices, []*endpointSlice{slim("a", "pod", "10.0.0.1")})
-	if ix.lookup(false, "b.ns") != nil || len(ix.cluster.owners) != 2 {
-		t.Errorf("after the relist: b %v, %d slices, want gone and 2", ix.lookup(false, "b.ns"), len(ix.cluster.owners))
+	ix.replace(services, anys([]*service{headlessService("a")}))
+	ix.replace(controllerSlices, anys([]*endpointSlice{slim("a", "pod", "10.0.0.1")}))
+	if ix.view("b") != nil || len(ix.cluster.owners) != 2 {
+		t.Errorf("after the relist: b %v, %d slices, want gone and 2", ix.view("b"), len(ix.cluster.owners))
 	}
 	if _, ok := ix.cluster.services["c.ns"]; !ok {
 		t.Error("the slice of the other watch was dropped")
@@ -135,8 +139,8 @@ func oneOf(m *dns.Msg, states [][]string) bool {
 func TestIndexConcurrent(t *testing.T) {
 	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa")
 	states := [][]string{{"10.0.0.1"}, {"10.0.0.1", "10.0.0.2", "10.0.0.3"}, {"10.0.0.4", "10.0.0.5"}}
-	h.index.setService(false, headlessService("web"))
-	h.index.setSlice(false, controllerSlices, slim("web", "pod", states[0]...))
+	h.index.apply(services, headlessService("web"))
+	h.index.apply(controllerSlices, slim("web", "pod", states[0]...))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -157,7 +161,7 @@ func TestIndexConcurrent(t *testing.T) {
 		}()
 	}
 	for i := range 2000 {
-		h.index.setSlice(false, controllerSlices, slim("web", "pod", states[i%len(states)]...))
+		h.index.apply(controllerSlices, slim("web", "pod", states[i%len(states)]...))
 	}
 	cancel()
 	wg.Wait()
@@ -191,7 +195,7 @@ var (
 // latest version and the watch that holds it, and the headless services.
 type sequenceModel struct {
 	slices   map[string]*endpointSlice
-	sources  map[string]uint8
+	sources  map[string]watchID
 	headless map[string]bool
 }
 
@@ -203,8 +207,8 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 	h := sequenceHeadless(t, corefile, nil)
 	// Services of two parts and more find labels through a hostIndex; the
 	// index built from scratch keeps the default and searches its parts.
-	h.index.indexedParts = 2
-	services := []string{"svc-0", "svc-1", "svc-2"}
+	h.index.indexedSlices = 2
+	svcNames := []string{"svc-0", "svc-1", "svc-2"}
 	hosts := []string{"web-0", "web-1", "Web-1", "web-2", "web-3", "db-0", "10-0-0-1", "x"}
 	zones := []string{"", "z1", "z2"}
 	ports := []slicePort{{name: "http", protocol: "TCP", port: 80}, {name: "alt", protocol: "UDP", port: 80}, {name: "metrics", protocol: "TCP", port: 9090}, {name: "", protocol: "TCP", port: 53}}
@@ -215,7 +219,7 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		return netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + rnd.IntN(12))})
 	}
 	newSlice := func(name string) *endpointSlice {
-		s := &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}, service: services[rnd.IntN(len(services))]}
+		s := &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}, service: svcNames[rnd.IntN(len(svcNames))]}
 		if rnd.IntN(8) == 0 {
 			s.ports = []slicePort{{port: -1}}
 		} else {
@@ -237,11 +241,11 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		}
 		return s
 	}
-	m := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]uint8{}, headless: map[string]bool{}}
+	m := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]watchID{}, headless: map[string]bool{}}
 	ix := h.index
 	for step := range steps {
 		name := fmt.Sprintf("s%d", rnd.IntN(10))
-		source := []uint8{controllerSlices, otherSlices}[rnd.IntN(2)]
+		source := []watchID{controllerSlices, otherSlices}[rnd.IntN(2)]
 		var what string
 		switch op := rnd.IntN(20); {
 		case op < 9: // add, update, move to another service or watch
@@ -250,18 +254,18 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 				s.service = old.service // an update in place
 			}
 			what = fmt.Sprintf("set %s of %s from watch %d, %d endpoints", name, s.service, source, len(s.endpoints))
-			ix.setSlice(false, source, s)
+			ix.apply(source, s)
 			m.slices[name], m.sources[name] = s, source
 		case op < 12: // delete, from either watch
 			what = fmt.Sprintf("delete %s from watch %d", name, source)
-			ix.removeSlice(false, source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
+			ix.remove(source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
 			if m.sources[name] == source {
 				delete(m.slices, name)
 				delete(m.sources, name)
 			}
 		case op < 14: // a slice no service names any more
 			what = fmt.Sprintf("unname %s from watch %d", name, source)
-			ix.setSlice(false, source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
+			ix.apply(source, &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}})
 			delete(m.slices, name)
 			delete(m.sources, name)
 		case op < 16: // a relist of one watch, with some of its slices changed or gone
@@ -281,25 +285,25 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 				}
 			}
 			what = fmt.Sprintf("relist watch %d: %d slices", source, len(list))
-			ix.replaceSlices(false, source, list)
+			ix.replace(source, anys(list))
 		case op < 18:
-			svc := services[rnd.IntN(len(services))]
+			svc := svcNames[rnd.IntN(len(svcNames))]
 			m.headless[svc] = !m.headless[svc]
 			what = fmt.Sprintf("%s headless %v", svc, m.headless[svc])
-			ix.setService(false, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
+			ix.apply(services, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
 		default:
 			var svcs []*service
-			for _, svc := range services {
+			for _, svc := range svcNames {
 				if rnd.IntN(4) == 0 {
 					m.headless[svc] = !m.headless[svc]
 				}
 				svcs = append(svcs, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
 			}
 			what = "relist services"
-			ix.replaceServices(false, svcs)
+			ix.replace(services, anys(svcs))
 		}
 		fresh := sequenceHeadless(t, corefile, &m)
-		if diff := compareIndexes(t, h, fresh, services, hosts); diff != "" {
+		if diff := compareIndexes(t, h, fresh, svcNames, hosts); diff != "" {
 			t.Fatalf("step %d (%s): the index answers differently from one built from scratch:\n%s", step, what, diff)
 		}
 	}
@@ -321,24 +325,24 @@ func sequenceHeadless(t *testing.T, corefile string, m *sequenceModel) *Headless
 	for name, headless := range m.headless {
 		svcs = append(svcs, &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: headless})
 	}
-	h.index.replaceServices(false, svcs)
-	for _, source := range []uint8{controllerSlices, otherSlices} {
+	h.index.replace(services, anys(svcs))
+	for _, source := range []watchID{controllerSlices, otherSlices} {
 		var list []*endpointSlice
 		for name, s := range m.slices {
 			if m.sources[name] == source {
 				list = append(list, s)
 			}
 		}
-		h.index.replaceSlices(false, source, list)
+		h.index.replace(source, anys(list))
 	}
 	return h
 }
 
 // compareIndexes returns how the answers of a and b differ for every name
 // of the services and every address of the sequences, or "".
-func compareIndexes(t *testing.T, a, b *Headless, services, hosts []string) string {
+func compareIndexes(t *testing.T, a, b *Headless, svcNames, hosts []string) string {
 	var names []string
-	for _, svc := range services {
+	for _, svc := range svcNames {
 		base := svc + ".ns.svc.cluster.local."
 		names = append(names, base, "_http._tcp."+base, "_alt._udp."+base, "_metrics._tcp."+base, "_http._udp."+base, "z1."+base, "z2."+base)
 		for _, host := range hosts {
@@ -383,21 +387,21 @@ func compareIndexes(t *testing.T, a, b *Headless, services, hosts []string) stri
 // order, and the slice stays.
 func TestIndexSliceMovesBetweenWatches(t *testing.T) {
 	for _, deletedFirst := range []bool{false, true} {
-		ix := newIndex(false)
-		ix.setService(false, headlessService("web"))
-		ix.setSlice(false, otherSlices, slim("web", "pod", "10.0.0.1"))
+		ix := newIndex()
+		ix.apply(services, headlessService("web"))
+		ix.apply(otherSlices, slim("web", "pod", "10.0.0.1"))
 		moved := slim("web", "pod", "10.0.0.2")
 		if deletedFirst {
-			ix.removeSlice(false, otherSlices, moved)
-			ix.setSlice(false, controllerSlices, moved)
+			ix.remove(otherSlices, moved)
+			ix.apply(controllerSlices, moved)
 		} else {
-			ix.setSlice(false, controllerSlices, moved)
-			ix.removeSlice(false, otherSlices, moved)
+			ix.apply(controllerSlices, moved)
+			ix.remove(otherSlices, moved)
 		}
 		if refs, _ := ix.ptr(netip.MustParseAddr("10.0.0.2")); len(refs) != 1 {
 			t.Errorf("deleted first %v: the moved slice is gone", deletedFirst)
 		}
-		ix.replaceSlices(false, otherSlices, nil) // a relist of the watch it left
+		ix.replace(otherSlices, anys[any](nil)) // a relist of the watch it left
 		if refs, _ := ix.ptr(netip.MustParseAddr("10.0.0.2")); len(refs) != 1 {
 			t.Errorf("deleted first %v: a relist of the other watch removed the moved slice", deletedFirst)
 		}
@@ -410,8 +414,8 @@ func TestIndexSliceMovesBetweenWatches(t *testing.T) {
 // -race.
 func TestIndexConcurrentWriters(t *testing.T) {
 	h := sequenceHeadless(t, "headless cluster.local in-addr.arpa", nil)
-	h.index.setService(false, headlessService("web"))
-	final := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]uint8{}, headless: map[string]bool{"web": true}}
+	h.index.apply(services, headlessService("web"))
+	final := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]watchID{}, headless: map[string]bool{"web": true}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var readers, writers sync.WaitGroup
 	readers.Add(1)
@@ -423,7 +427,7 @@ func TestIndexConcurrentWriters(t *testing.T) {
 			serve(t, h, new(dns.Msg).SetQuestion("1.0.0.10.in-addr.arpa.", dns.TypePTR))
 		}
 	}()
-	for w, source := range []uint8{controllerSlices, otherSlices, controllerSlices} {
+	for w, source := range []watchID{controllerSlices, otherSlices, controllerSlices} {
 		name := fmt.Sprintf("web-%d", w)
 		last := &endpointSlice{objectMeta: objectMeta{name: name, namespace: "ns"}, service: "web", ports: []slicePort{{name: "http", protocol: "TCP", port: 80}},
 			endpoints: []sliceEndpoint{endpoint(fmt.Sprintf("10.0.0.%d", w+1), fmt.Sprintf("pod-%d", w)), endpoint("10.0.0.1", "pod-1")}}
@@ -434,12 +438,12 @@ func TestIndexConcurrentWriters(t *testing.T) {
 			for i := range 300 {
 				s := *last
 				s.endpoints = []sliceEndpoint{endpoint(fmt.Sprintf("10.0.%d.%d", w+1, i%200+1), "pod-1")}
-				h.index.setSlice(false, source, &s)
+				h.index.apply(source, &s)
 				if i%50 == 0 {
-					h.index.removeSlice(false, source, &s)
+					h.index.remove(source, &s)
 				}
 			}
-			h.index.setSlice(false, source, last)
+			h.index.apply(source, last)
 		}()
 	}
 	writers.Wait()
@@ -448,4 +452,19 @@ func TestIndexConcurrentWriters(t *testing.T) {
 	if diff := compareIndexes(t, h, sequenceHeadless(t, "headless cluster.local in-addr.arpa", &final), []string{"web"}, []string{"pod-0", "pod-1", "pod-2"}); diff != "" {
 		t.Errorf("after concurrent writers the index answers differently from one built from scratch:\n%s", diff)
 	}
+}
+
+// anys returns xs as the objects of a list.
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// view returns the published view of the service name.ns, or nil.
+func (ix *index) view(name string) *serviceView {
+	v, _ := ix.lookup(false, name, "ns")
+	return v
 }

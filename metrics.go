@@ -1,8 +1,6 @@
 package headless
 
 import (
-	"sync"
-
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,25 +36,3 @@ var (
 		Help:      "Number of ready endpoint addresses of headless services indexed.",
 	})
 )
-
-// gaugeReporter adds one plugin instance's share to the gauges, so that
-// several instances (server blocks, or the old and new one during a reload)
-// add up instead of overwriting each other.
-type gaugeReporter struct {
-	mu                  sync.Mutex
-	services, endpoints int
-}
-
-// report sets the instance's share to what size returns. size is called
-// under the lock: when several reflectors report at once, the last to report
-// has read the index last, so a stale count never overwrites a newer one.
-func (g *gaugeReporter) report(size func() (services, endpoints int)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	services, endpoints := size()
-	servicesGauge.Add(float64(services - g.services))
-	endpointsGauge.Add(float64(endpoints - g.endpoints))
-	g.services, g.endpoints = services, endpoints
-}
-
-func (g *gaugeReporter) clear() { g.report(func() (int, int) { return 0, 0 }) }

@@ -2,8 +2,6 @@ package headless
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,53 +66,12 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestGaugesLastReadWins checks that a report that read the index early
-// cannot land after one that read it later: each report reads the index
-// with the reporter's lock held, so the reads and the updates of the gauges
-// come in the same order, and the gauges end at what the last read found.
-func TestGaugesLastReadWins(t *testing.T) {
-	var g gaugeReporter
-	t.Cleanup(g.clear)
-	base := gaugeValue(t, endpointsGauge)
-
-	// While one report reads the index, no other can take the lock.
-	held := true
-	g.report(func() (int, int) {
-		if g.mu.TryLock() {
-			held = false
-			g.mu.Unlock()
-		}
-		return 1, 1
-	})
-	if !held {
-		t.Fatal("the index is read without the reporter's lock")
-	}
-
-	// Reflectors reporting at once: each read counts one more endpoint, so
-	// the last read sees the most. Under -race, reports that did not take
-	// the lock would also be reported as a race on the reporter's fields.
-	const reports = 50
-	var reads atomic.Int64
-	var wg sync.WaitGroup
-	for range reports {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.report(func() (int, int) { return 1, int(reads.Add(1)) })
-		}()
-	}
-	wg.Wait()
-	if got := gaugeValue(t, endpointsGauge) - base; got != reports {
-		t.Errorf("endpoints gauge is %v over its start, want %d, the last read", got, reports)
-	}
-}
-
 // TestMetricsOnlyRealChanges checks that the programming latency counts only
 // changes of records: not a relist, not the same slice delivered again, not
 // a change the plugin does not serve.
 func TestMetricsOnlyRealChanges(t *testing.T) {
 	h, _ := newTestHeadless(t, "headless cluster.local", consul()...)
-	var st *store
+	var st *reflectorStore
 	for _, s := range h.watcher.stores {
 		if s.name == "EndpointSlices of headless Services" {
 			st = s

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// name is a query name in the grammar of the Kubernetes DNS specification,
+// queryName is a query name in the grammar of the Kubernetes DNS specification,
 // read as the kubernetes plugin reads it (its parseRequest), so that both
 // agree on which names exist and on the metadata they publish:
 //
@@ -19,7 +19,7 @@ import (
 //	ENDPOINT.CLUSTER.SERVICE.NAMESPACE.svc.ZONE    (multicluster zones)
 //	TOPOZONE.pin|prefer._zone.SERVICE.NAMESPACE.svc.ZONE    (zonal)
 //	SERVICE.NAMESPACE.svc.ZONE
-type name struct {
+type queryName struct {
 	port, protocol    string // without their underscores; empty matches any
 	endpoint, cluster string
 	topoZone          string // the topology zone of a zonal name
@@ -43,7 +43,7 @@ const zonalLabel = "_zone"
 // TestParseNameAsUpstream compares the two through the metadata both
 // plugins publish, and TestParseRequestUnchanged fails when a CoreDNS
 // upgrade changes parseRequest, so that the copy follows it.
-func parseName(qname, zone string, multicluster, zonal bool) (n name, err error) {
+func parseName(qname, zone string, multicluster, zonal bool) (n queryName, err error) {
 	base, _ := dnsutil.TrimZone(qname, zone)
 	if base == "" || base == kubernetes.Svc || base == kubernetes.Pod {
 		return n, nil
@@ -114,12 +114,8 @@ func splitLabels(name string, segs []string) []string {
 
 // matchZone returns the longest of zones that qname is in, or "", as
 // plugin.Zones(zones).Matches(qname) does, without splitting either name
-// into labels: Matches allocates twice a zone and a query (6 of the 10
-// allocations of a headless A query in BenchmarkServeDNS). FuzzMatchZone
-// compares the two. With newRecords, it took the seed's A question at the
-// wire from 54812 and 55884 qps to 64680 and 63499 (dnsperf, `go run
-// ./test/bench -only headless -services 2000`, the binaries before and after
-// run in turn).
+// into labels, which allocates for each zone and query (BenchmarkServeDNS,
+// seed-A; make bench, seed A at the wire). FuzzMatchZone compares the two.
 func matchZone(zones []string, qname string) string {
 	zone := ""
 	for _, z := range zones {

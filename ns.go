@@ -50,9 +50,9 @@ func boundIPs(c *caddy.Controller) (ips []net.IP) {
 
 // nameServers answers the NS query of a zone's apex, as plugin.NS does: one
 // NS record, and the addresses of its target as glue.
-func (h *Headless) nameServers(state request.Request) result {
+func (h *Headless) nameServers(state request.Request) reply {
 	target := nameServerLabel + state.Zone
-	res := result{rcode: dns.RcodeSuccess, extra: h.nameServerAddresses(target, 0)}
+	res := reply{rcode: dns.RcodeSuccess, extra: h.nameServerAddresses(target, 0)}
 	if len(res.extra) > 0 {
 		res.answer = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: state.QName(), Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: h.ttl}, Ns: target}}
 	}
@@ -61,14 +61,14 @@ func (h *Headless) nameServers(state request.Request) result {
 
 // nameServer answers a query for ns.dns.ZONE: its addresses of the query
 // type; like every name that is not a service's, it has no TXT record.
-func (h *Headless) nameServer(state request.Request) result {
+func (h *Headless) nameServer(state request.Request) reply {
 	switch state.QType() {
 	case dns.TypeTXT:
-		return result{rcode: dns.RcodeNameError}
+		return reply{rcode: dns.RcodeNameError}
 	case dns.TypeA, dns.TypeAAAA:
-		return result{rcode: dns.RcodeSuccess, answer: h.nameServerAddresses(state.QName(), state.QType())}
+		return reply{rcode: dns.RcodeSuccess, answer: h.nameServerAddresses(state.QName(), state.QType())}
 	}
-	return result{rcode: dns.RcodeSuccess}
+	return reply{rcode: dns.RcodeSuccess}
 }
 
 // nameServerAddresses returns the records of the bound addresses owned by

@@ -33,11 +33,6 @@ type service struct {
 	headless bool
 }
 
-// namespace is a Namespace reduced to its name, for namespace_labels.
-type namespace struct {
-	objectMeta // without a namespace: Namespaces have none
-}
-
 // endpointSlice is an EndpointSlice reduced to the endpoints DNS serves, their
 // names and its ports.
 type endpointSlice struct {
@@ -131,10 +126,11 @@ func toService(obj any) any {
 	return obj // already transformed
 }
 
-// toNamespace is the transform of Namespaces.
+// toNamespace is the transform of Namespaces, for namespace_labels: their
+// name.
 func toNamespace(obj any) any {
 	if n, ok := obj.(*core.Namespace); ok {
-		return &namespace{objectMeta{name: n.Name}}
+		return &objectMeta{name: n.Name}
 	}
 	return obj
 }
@@ -149,7 +145,11 @@ func sliceTransform(opts transformOptions, multicluster bool) func(any) any {
 		}
 		es := toEndpointSlice(s, opts)
 		if multicluster {
+			// The endpoints of a ServiceImport are named HOST.CLUSTER.
 			es.service, es.cluster = s.Labels[mcs.LabelServiceName], s.Labels[mcs.LabelSourceCluster]
+			for i := range es.endpoints {
+				es.endpoints[i].host += "." + es.cluster
+			}
 		}
 		return es
 	}
@@ -324,8 +324,9 @@ func (m *objectMeta) SetResourceVersion(string) {}
 // never modified, so a copy of the top level is enough.
 func (s *service) DeepCopyObject() runtime.Object { c := *s; return &c }
 
-// DeepCopyObject implements the runtime.Object interface.
-func (n *namespace) DeepCopyObject() runtime.Object { c := *n; return &c }
+// DeepCopyObject implements the runtime.Object interface, for a reduced
+// Namespace.
+func (m *objectMeta) DeepCopyObject() runtime.Object { c := *m; return &c }
 
 // DeepCopyObject implements the runtime.Object interface.
 func (s *endpointSlice) DeepCopyObject() runtime.Object { c := *s; return &c }

@@ -421,3 +421,20 @@ func TestSameAsKubernetes(t *testing.T) {
 		})
 	}
 }
+
+// TestZoneEdgesAsKubernetes compares the apex and the names just below it
+// of forward and reverse zones, in any case, with the plugin alone.
+func TestZoneEdgesAsKubernetes(t *testing.T) {
+	objs := referenceObjects()
+	corefile := "kubernetes cluster.local 10.in-addr.arpa 0.0.d.f.ip6.arpa"
+	k := newReference(t, corefile, objs...)
+	h, _ := newTestHeadless(t, strings.Replace(corefile, "kubernetes", "headless", 1), objs...)
+	var queries []query
+	for _, name := range []string{"cluster.local.", "Cluster.local.", "CLUSTER.LOCAL.", "svc.Cluster.local.", "ref.svc.Cluster.Local.", "dns-version.Cluster.local.",
+		"10.in-addr.arpa.", "10.In-Addr.Arpa.", "1.10.in-addr.arpa.", "0.0.d.f.ip6.arpa.", "0.0.D.F.IP6.ARPA.", "1.0.0.d.f.ip6.arpa."} {
+		for _, qtype := range []uint16{dns.TypeSOA, dns.TypePTR, dns.TypeNS, dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeSRV, dns.TypeCNAME, dns.TypeMX} {
+			queries = append(queries, query{name, qtype})
+		}
+	}
+	compareWithReference(t, h, k, queries)
+}

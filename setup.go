@@ -152,7 +152,7 @@ func parse(c *caddy.Controller) (*Headless, clientConfig, error) {
 	if len(h.watch.namespaces) > 0 && h.watch.namespaceLabels != nil {
 		return nil, cc, c.Errf("namespaces and namespace_labels cannot both be set")
 	}
-	h.index = newIndex(h.watch.transform.zones)
+	h.index = newIndex()
 	return h, cc, nil
 }
 

@@ -40,12 +40,21 @@ const (
 	headlessServiceOnly = "spec.clusterIP=" + core.ClusterIPNone
 )
 
-// Sources of EndpointSlices, so that a relist replaces only its own.
+// watchID names each watch, so that a list replaces only what that watch
+// delivered.
+type watchID uint8
+
 const (
-	controllerSlices uint8 = iota // the EndpointSlice controller's, for headless services
-	otherSlices                   // every slice it does not manage: hand-written, mirrored, imported
-	importedSlices                // the multicluster view's
+	services         watchID = iota // headless Services
+	controllerSlices                // the EndpointSlice controller's slices of headless services
+	otherSlices                     // every slice it does not manage: hand-written, mirrored
+	serviceImports                  // multicluster: headless ServiceImports
+	importedSlices                  // multicluster: the slices of ServiceImports
+	namespaces                      // namespace_labels: the namespaces it selects
 )
+
+// multicluster reports whether the watch feeds the multicluster view.
+func (w watchID) multicluster() bool { return w == serviceImports || w == importedSlices }
 
 // backoff is how the reflectors retry while the API server is unreachable.
 // client-go's default grows to 30s and resets only after 2 minutes, which
@@ -62,9 +71,8 @@ type watcher struct {
 	index      *index
 	opts       watchOptions
 	reflectors []*cache.Reflector
-	stores     []*store
+	stores     []*reflectorStore
 	logger     klog.Logger
-	gauges     gaugeReporter
 
 	ctx    context.Context // canceled by stop
 	cancel context.CancelFunc
@@ -83,25 +91,24 @@ func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1a
 	w := &watcher{index: ix, opts: opts, logger: newLogger()}
 	w.ctx, w.cancel = context.WithCancel(klog.NewContext(context.Background(), w.logger))
 
-	slices := client.DiscoveryV1().EndpointSlices(meta.NamespaceAll)
-	w.add(w.serviceStore("headless Services", false), &core.Service{}, headlessServiceOnly,
+	endpointSlices := client.DiscoveryV1().EndpointSlices(meta.NamespaceAll)
+	w.add(services, "headless Services", w.wanted(toService), headlessServiceOnly,
 		listWatch(client, client.CoreV1().Services(meta.NamespaceAll), w.labels()))
-	w.add(w.sliceStore("EndpointSlices of headless Services", false, controllerSlices), &discovery.EndpointSlice{}, "",
-		listWatch(client, slices, w.labels(isHeadless, byController)))
-	w.add(w.sliceStore("EndpointSlices not managed by the EndpointSlice controller", false, otherSlices), &discovery.EndpointSlice{}, "",
-		listWatch(client, slices, w.labels(notByController)))
-
+	w.add(controllerSlices, "EndpointSlices of headless Services", w.wanted(sliceTransform(opts.transform, false)), "",
+		listWatch(client, endpointSlices, w.labels(isHeadless, byController)))
+	w.add(otherSlices, "EndpointSlices not managed by the EndpointSlice controller", w.wanted(sliceTransform(opts.transform, false)), "",
+		listWatch(client, endpointSlices, w.labels(notByController)))
 	if opts.multicluster {
 		// As the kubernetes plugin does: ServiceImports are selected with
 		// namespace_labels, their slices with labels.
-		w.add(w.serviceStore("headless ServiceImports", true), &mcs.ServiceImport{}, "",
+		w.add(serviceImports, "headless ServiceImports", w.wanted(toService), "",
 			listWatch(client, mcsClient.ServiceImports(meta.NamespaceAll), selectorString(opts.namespaceLabels)))
-		w.add(w.sliceStore("EndpointSlices of ServiceImports", true, importedSlices), &discovery.EndpointSlice{}, "",
-			listWatch(client, slices, w.labels(imported)))
+		w.add(importedSlices, "EndpointSlices of ServiceImports", w.wanted(sliceTransform(opts.transform, true)), "",
+			listWatch(client, endpointSlices, w.labels(imported)))
 	}
 	if opts.namespaceLabels != nil {
 		ix.hideNamespaces()
-		w.add(w.namespaceStore(), &core.Namespace{}, "",
+		w.add(namespaces, "Namespaces", toNamespace, "",
 			listWatch(client, client.CoreV1().Namespaces(), opts.namespaceLabels.String()))
 	}
 	return w
@@ -123,80 +130,23 @@ func selectorString(s labels.Selector) string {
 	return s.String()
 }
 
-// wanted reports whether the namespaces option lets namespace be served.
-func (w *watcher) wanted(namespace string) bool {
-	return len(w.opts.namespaces) == 0 || w.opts.namespaces[namespace]
-}
-
-// serviceStore feeds the Services (or ServiceImports) of a view to the index.
-func (w *watcher) serviceStore(name string, multicluster bool) *store {
-	headless := func(obj any) *service {
-		s := obj.(*service)
-		s.headless = s.headless && w.wanted(s.namespace)
-		return s
-	}
-	return &store{
-		name:      name,
-		transform: toService,
-		apply:     func(obj any, _ bool) { w.index.setService(multicluster, headless(obj)) },
-		remove:    func(obj any) { w.index.removeService(multicluster, obj.(*service)) },
-		replace: func(objs []any) {
-			svcs := make([]*service, 0, len(objs))
-			for _, o := range objs {
-				svcs = append(svcs, headless(o))
-			}
-			w.index.replaceServices(multicluster, svcs)
-		},
-	}
-}
-
-// sliceStore feeds the EndpointSlices of one watch to the index, and records
-// how long each live change took to reach it.
-func (w *watcher) sliceStore(name string, multicluster bool, source uint8) *store {
-	wanted := func(obj any) *endpointSlice {
-		s := obj.(*endpointSlice)
-		if !w.wanted(s.namespace) {
-			s.service = "" // not kept
+// wanted returns transform followed by the namespaces option: a Service
+// of another namespace is not headless, a slice names no service.
+func (w *watcher) wanted(transform func(any) any) func(any) any {
+	return func(obj any) any {
+		obj = transform(obj)
+		if len(w.opts.namespaces) == 0 {
+			return obj
 		}
-		return s
-	}
-	return &store{
-		name:      name,
-		transform: sliceTransform(w.opts.transform, multicluster),
-		apply: func(obj any, live bool) {
-			if s := wanted(obj); w.index.setSlice(multicluster, source, s) && live {
-				observeLatency(s)
+		switch o := obj.(type) {
+		case *service:
+			o.headless = o.headless && w.opts.namespaces[o.namespace]
+		case *endpointSlice:
+			if !w.opts.namespaces[o.namespace] {
+				o.service = ""
 			}
-		},
-		remove: func(obj any) {
-			if s := obj.(*endpointSlice); w.index.removeSlice(multicluster, source, s) {
-				observeLatency(s)
-			}
-		},
-		replace: func(objs []any) {
-			ess := make([]*endpointSlice, 0, len(objs))
-			for _, o := range objs {
-				ess = append(ess, wanted(o))
-			}
-			w.index.replaceSlices(multicluster, source, ess)
-		},
-	}
-}
-
-// namespaceStore feeds the namespaces that match namespace_labels.
-func (w *watcher) namespaceStore() *store {
-	return &store{
-		name:      "Namespaces",
-		transform: toNamespace,
-		apply:     func(obj any, _ bool) { w.index.setNamespace(obj.(*namespace).name, true) },
-		remove:    func(obj any) { w.index.setNamespace(obj.(*namespace).name, false) },
-		replace: func(objs []any) {
-			names := make([]string, 0, len(objs))
-			for _, o := range objs {
-				names = append(names, o.(*namespace).name)
-			}
-			w.index.replaceNamespaces(names)
-		},
+		}
+		return obj
 	}
 }
 
@@ -207,19 +157,31 @@ func must[T any](v *T, err error) T {
 	return *v
 }
 
-// add creates the reflector that feeds st from lw, with the field selector
-// field unless empty.
-func (w *watcher) add(st *store, example runtime.Object, field string, lw cache.ListerWatcher) {
-	st.synced = make(chan struct{})
-	st.changed = func() { w.gauges.report(w.index.size) }
+// add creates the reflector of watch id, which feeds the index through
+// transform from lw, with the field selector field unless empty.
+func (w *watcher) add(id watchID, name string, transform func(any) any, field string, lw cache.ListerWatcher) {
+	st := &reflectorStore{name: name, watch: id, transform: transform, index: w.index, synced: make(chan struct{})}
 	logger := w.logger
 	w.stores = append(w.stores, st)
-	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: st.name, field: field, lw: lw}, example, st, cache.ReflectorOptions{
-		Name:            st.name,
-		TypeDescription: st.name,
+	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: name, field: field, lw: lw}, exampleObject(id), st, cache.ReflectorOptions{
+		Name:            name,
+		TypeDescription: name,
 		Backoff:         &backoff,
 		Logger:          &logger,
 	}))
+}
+
+// exampleObject is the type of the objects of watch id.
+func exampleObject(id watchID) runtime.Object {
+	switch id {
+	case services:
+		return &core.Service{}
+	case serviceImports:
+		return &mcs.ServiceImport{}
+	case namespaces:
+		return &core.Namespace{}
+	}
+	return &discovery.EndpointSlice{}
 }
 
 // newReflector is client-go's constructor of reflectors; a test sees through
@@ -262,7 +224,7 @@ func (w *watcher) start() {
 func (w *watcher) stop() {
 	w.cancel()
 	w.done.Wait()
-	w.gauges.clear()
+	w.index.clearGauges()
 }
 
 // stopped reports whether stop was called.
@@ -290,65 +252,66 @@ func (w *watcher) waitForSync(timeout time.Duration) bool {
 	return cache.WaitFor(ctx, "", checkers...)
 }
 
-// store is where a reflector puts what it receives: it reduces each object to
+// reflectorStore is where a reflector puts what it receives: it reduces each object to
 // what DNS needs and hands it to the index. Events from the watch are live
-// changes; a list, at start or after the watch broke, replaces everything.
-// It implements cache.ReflectorStore, cache.TransformingStore (so that a
-// streaming list keeps only reduced objects) and cache.DoneChecker (done
-// once the first list is in).
-type store struct {
+// changes; a list, at start or after the watch broke, replaces everything
+// the watch delivered. It implements cache.ReflectorStore,
+// cache.TransformingStore (so that a streaming list keeps only reduced
+// objects) and cache.DoneChecker (done once the first list is in).
+type reflectorStore struct {
 	name      string
+	watch     watchID
 	transform func(any) any
-	apply     func(obj any, live bool)
-	remove    func(obj any)
-	replace   func(objs []any)
-	changed   func() // after each of the above
+	index     *index
 
 	synced chan struct{}
 	once   sync.Once
 }
 
 // Add implements cache.ReflectorStore.
-func (s *store) Add(obj any) error { return s.Update(obj) }
+func (s *reflectorStore) Add(obj any) error { return s.Update(obj) }
 
 // Update implements cache.ReflectorStore.
-func (s *store) Update(obj any) error {
-	s.apply(s.transform(obj), true)
-	s.changed()
+func (s *reflectorStore) Update(obj any) error {
+	obj = s.transform(obj)
+	if s.index.apply(s.watch, obj) {
+		observeLatency(obj)
+	}
 	return nil
 }
 
 // Delete implements cache.ReflectorStore.
-func (s *store) Delete(obj any) error {
-	s.remove(s.transform(obj))
-	s.changed()
+func (s *reflectorStore) Delete(obj any) error {
+	obj = s.transform(obj)
+	if s.index.remove(s.watch, obj) {
+		observeLatency(obj)
+	}
 	return nil
 }
 
 // Replace implements cache.ReflectorStore.
-func (s *store) Replace(objs []any, _ string) error {
+func (s *reflectorStore) Replace(objs []any, _ string) error {
 	for i, o := range objs {
 		objs[i] = s.transform(o)
 	}
-	s.replace(objs)
-	s.changed()
+	s.index.replace(s.watch, objs)
 	s.once.Do(func() { close(s.synced) })
 	return nil
 }
 
 // Resync implements cache.ReflectorStore; there is nothing to resync.
-func (s *store) Resync() error { return nil }
+func (s *reflectorStore) Resync() error { return nil }
 
 // Transformer implements cache.TransformingStore.
-func (s *store) Transformer() cache.TransformFunc {
+func (s *reflectorStore) Transformer() cache.TransformFunc {
 	return func(obj any) (any, error) { return s.transform(obj), nil }
 }
 
 // Name implements cache.DoneChecker.
-func (s *store) Name() string { return s.name }
+func (s *reflectorStore) Name() string { return s.name }
 
 // Done implements cache.DoneChecker.
-func (s *store) Done() <-chan struct{} { return s.synced }
+func (s *reflectorStore) Done() <-chan struct{} { return s.synced }
 
 // apiListWatch is how the reflectors reach the API server. It lists and
 // watches with a field selector, and without it once the API server says it
@@ -425,9 +388,10 @@ func (a *apiListWatch) hint(err error) {
 	}
 }
 
-// observeLatency records how long a live change of s took to reach DNS.
-func observeLatency(s *endpointSlice) {
-	if s.triggered != 0 {
+// observeLatency records how long a live change of an EndpointSlice took
+// to reach DNS.
+func observeLatency(obj any) {
+	if s, ok := obj.(*endpointSlice); ok && s.triggered != 0 {
 		programmingLatency.Observe(time.Since(time.Unix(0, s.triggered)).Seconds())
 	}
 }

@@ -85,7 +85,7 @@ func TestWatchOnlyHeadless(t *testing.T) {
 	if _, ok := h.index.cluster.services["ext.ns"]; ok {
 		t.Error("the ExternalName service reached the index")
 	}
-	if h.index.lookup(false, "manual.ns") == nil || len(h.index.lookup(false, "manual.ns").parts) != 1 {
+	if v, _ := h.index.lookup(false, "manual", "ns"); v == nil || len(v.slices) != 1 {
 		t.Error("the hand-written slice of a headless service is not served")
 	}
 }
@@ -103,7 +103,10 @@ func TestWatchLeavesSelection(t *testing.T) {
 	if _, err := client.CoreV1().Services("default").Update(ctx, svc, updateOptions); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the service made ExternalName to leave", func() bool { return h.index.lookup(false, "consul-server.default") == nil })
+	eventually(t, "the service made ExternalName to leave", func() bool {
+		v, _ := h.index.lookup(false, "consul-server", "default")
+		return v == nil
+	})
 
 	h, client = newTestHeadless(t, "headless cluster.local", consul()...)
 	slice, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "consul-server-x7k2p", getOptions)
@@ -115,8 +118,8 @@ func TestWatchLeavesSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the slice without service label to leave", func() bool {
-		s := h.index.lookup(false, "consul-server.default")
-		return s != nil && len(s.parts) == 0 && len(h.index.cluster.owners) == 0
+		v, _ := h.index.lookup(false, "consul-server", "default")
+		return v != nil && len(v.slices) == 0 && len(h.index.cluster.owners) == 0
 	})
 }
 
@@ -217,13 +220,17 @@ func TestWatchNamespaceLabelsFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	newWatcher(fake.NewClientset(), nil, h.index, h.watch) // never started: the list never comes
-	h.index.setService(false, headlessService("web"))
-	h.index.setSlice(false, controllerSlices, slim("web", "pod", "10.0.0.1"))
-	if h.index.namespaceExposed("ns") {
+	h.index.apply(services, headlessService("web"))
+	h.index.apply(controllerSlices, slim("web", "pod", "10.0.0.1"))
+	exposed := func(namespace string) bool {
+		_, ok := h.index.lookup(false, "web", namespace)
+		return ok
+	}
+	if exposed("ns") {
 		t.Error("before the Namespaces are listed, a namespace is exposed")
 	}
-	h.index.replaceNamespaces([]string{"ns"})
-	if !h.index.namespaceExposed("ns") || h.index.namespaceExposed("other") {
+	h.index.replace(namespaces, []any{&objectMeta{name: "ns"}})
+	if !exposed("ns") || exposed("other") {
 		t.Error("after the list, the namespaces exposed are not those listed")
 	}
 }

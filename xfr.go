@@ -26,8 +26,8 @@ func (h *Headless) Transfer(zone string, serial uint32) (<-chan []dns.RR, error)
 	}
 	soa := []dns.RR{h.soa(zone, h.ttl)}
 	multicluster := plugin.Zones(h.multiclusterZones).Contains(zone)
-	snaps := h.index.snapshots(multicluster)
-	slices.SortFunc(snaps, func(a, b *snapshot) int {
+	views := h.index.views(multicluster)
+	slices.SortFunc(views, func(a, b *serviceView) int {
 		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.namespace, b.namespace))
 	})
 
@@ -38,23 +38,20 @@ func (h *Headless) Transfer(zone string, serial uint32) (<-chan []dns.RR, error)
 		if serial != 0 && serial == soa[0].(*dns.SOA).Serial {
 			return // IXFR: up to date
 		}
-		for _, s := range snaps {
-			if h.index.namespaceExposed(s.namespace) {
-				h.transferService(ch, s, zone)
-			}
+		for _, v := range views {
+			h.transferService(ch, v, zone)
 		}
 		ch <- soa
 	}()
 	return ch, nil
 }
 
-func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string) {
-	base := s.name + "." + s.namespace + ".svc." + zone
-	for _, p := range s.parts {
-		es := p.slice
+func (h *Headless) transferService(ch chan<- []dns.RR, v *serviceView, zone string) {
+	base := v.name + "." + v.namespace + ".svc." + zone
+	for _, es := range v.slices {
 		var eps []sliceEndpoint
 		for _, e := range es.endpoints {
-			if e.terminating == s.terminating {
+			if e.terminating == v.terminating {
 				eps = append(eps, e)
 			}
 		}
@@ -64,7 +61,9 @@ func (h *Headless) transferService(ch chan<- []dns.RR, s *snapshot, zone string)
 			// kubernetes plugin, SRV records with the root as target.
 			target := "."
 			if e.fqdn() == "" {
-				target = e.host + "." + base
+				// The names of a ServiceImport's endpoints leave their
+				// cluster out, as the kubernetes plugin writes them.
+				target = strings.TrimSuffix(e.host, "."+es.cluster) + "." + base
 				ch <- []dns.RR{h.address(base, e), h.address(target, e)}
 			}
 			for _, p := range es.ports {

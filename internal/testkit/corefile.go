@@ -28,6 +28,10 @@ type Block struct {
 	StartupTimeout string // such as "10s"
 	Namespaces     string
 	PodNames       bool // endpoint_pod_names
+	// HeadlessOptions and KubernetesOptions are more lines of each plugin's
+	// block, such as "ttl 30"; Plugins lines of other plugins, such as
+	// "cache 30".
+	HeadlessOptions, KubernetesOptions, Plugins []string
 }
 
 // Addr is the address the block listens on.
@@ -49,18 +53,21 @@ func (b Block) String() string {
 	if b.Whoami {
 		s.WriteString("    whoami\n")
 	}
+	for _, p := range b.Plugins {
+		fmt.Fprintf(&s, "    %s\n", p)
+	}
 	if b.Headless {
-		b.plugin(&s, "headless", b.Kubernetes)
+		b.plugin(&s, "headless", b.HeadlessOptions, b.Kubernetes)
 	}
 	if b.Kubernetes {
-		b.plugin(&s, "kubernetes", false)
+		b.plugin(&s, "kubernetes", b.KubernetesOptions, false)
 	}
 	s.WriteString("}\n")
 	return s.String()
 }
 
 // plugin writes the block of the headless or the kubernetes plugin.
-func (b Block) plugin(s *strings.Builder, name string, falls bool) {
+func (b Block) plugin(s *strings.Builder, name string, options []string, falls bool) {
 	zones := b.Zones
 	if zones == "" {
 		zones = DefaultZones
@@ -75,6 +82,9 @@ func (b Block) plugin(s *strings.Builder, name string, falls bool) {
 	}
 	if b.PodNames {
 		s.WriteString("        endpoint_pod_names\n")
+	}
+	for _, o := range options {
+		fmt.Fprintf(s, "        %s\n", o)
 	}
 	if falls {
 		s.WriteString("        fallthrough\n")

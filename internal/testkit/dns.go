@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -66,4 +67,31 @@ func CaseMix(name string) string {
 		}
 	}
 	return string(b)
+}
+
+// WellFormed returns an error if m does not pack, or if one of its names is
+// not a valid domain name of at most 255 bytes.
+func WellFormed(m *dns.Msg) error {
+	if _, err := m.Copy().Pack(); err != nil {
+		return fmt.Errorf("does not pack: %w", err)
+	}
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			names := []string{rr.Header().Name}
+			switch rr := rr.(type) {
+			case *dns.OPT:
+				continue
+			case *dns.SRV:
+				names = append(names, rr.Target)
+			case *dns.PTR:
+				names = append(names, rr.Ptr)
+			}
+			for _, name := range names {
+				if _, ok := dns.IsDomainName(name); !ok || len(name) > 255 || !dns.IsFqdn(name) {
+					return fmt.Errorf("%q in %s is not a valid domain name", name, rr)
+				}
+			}
+		}
+	}
+	return nil
 }

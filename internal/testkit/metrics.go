@@ -1,9 +1,12 @@
 package testkit
 
 import (
+	"bufio"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NoResponse is the code of APIRequests for requests that got no response:
@@ -38,4 +41,25 @@ func APIRequests(url string) (map[string]int, error) {
 		counts[status] += int(v)
 	}
 	return counts, nil
+}
+
+// LiveHeap returns the bytes of the heap that a garbage collection leaves in
+// the CoreDNS whose pprof plugin listens at addr (host:port), from its heap
+// profile, which collects first.
+func LiveHeap(addr string) (int, error) {
+	url := "http://" + addr + "/debug/pprof/heap?debug=1&gc=1"
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var n int
+		if _, err := fmt.Sscanf(sc.Text(), "# HeapAlloc = %d", &n); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("no HeapAlloc in %s (%s): %v", url, resp.Status, sc.Err())
 }

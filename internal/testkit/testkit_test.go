@@ -59,7 +59,7 @@ func TestCorefile(t *testing.T) {
 	got := Corefile(
 		Block{Port: 1053, Headless: true, Kubernetes: true, Kubeconfig: "/k", StartupTimeout: "10s"},
 		Block{Port: 1054, Ready: 8181, Pprof: 6060, Headless: true, Zones: "cluster.local", Namespaces: "default", PodNames: true},
-		Block{Port: 1055, Whoami: true},
+		Block{Port: 1055, Whoami: true, Plugins: []string{"cache 30"}, Kubernetes: true, KubernetesOptions: []string{"ttl 30"}},
 	)
 	want := `.:1053 {
     bind 127.0.0.1
@@ -85,6 +85,10 @@ func TestCorefile(t *testing.T) {
 .:1055 {
     bind 127.0.0.1
     whoami
+    cache 30
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        ttl 30
+    }
 }
 `
 	if got != want {

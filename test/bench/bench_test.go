@@ -33,12 +33,36 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 9 of the all-headless workload, 8 of the big services (4 a size), 7 in
-	// process, 13 of the production shape (2 for each of its 3 shapes), 6
-	// of the controllers (2 a shape).
+	// 13 of the all-headless workload (2 of QPS a workload, against the
+	// cache-hit ceiling and against kubernetes, seed A against whoami, 2 of
+	// memory, the live heap, start to serving and 2 of programming latency),
+	// 8 of the big services (4 a size), 7 in process, 13 of the production
+	// shape (2 for each of its 3 shapes), 6 of the controllers (2 a shape).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 43 {
-		t.Errorf("the report has %d target rows with figures, want 43:\n%s", len(rows), md)
+	if len(rows) != 47 {
+		t.Errorf("the report has %d target rows with figures, want 47:\n%s", len(rows), md)
+	}
+	// QPS against the cache listener, warmed, and kubernetes; memory before
+	// a forced collection beside that after one.
+	for _, row := range []struct {
+		re string
+		n  int
+	}{
+		{`\| QPS, (seed A|seed SRV|mix) against the cache-hit ceiling \| >= 0\.95x cache \| [0-9]+ vs [1-9][0-9]* qps \|`, 3},
+		{`\| QPS, (seed A|seed SRV|mix) against kubernetes \| >= [0-9.]+x kubernetes \| [0-9]+ vs [1-9][0-9]* qps \|`, 3},
+		{`\| memory over whoami without a forced collection, 20 services x 10 endpoints \| <= 0\.54x kubernetes \|`, 1},
+		{`\| (seed A \| [1-9][0-9]* \| [1-9][0-9]* \| [1-9][0-9]* \| [1-9][0-9]*|(seed SRV|mix) \| [1-9][0-9]* \| [1-9][0-9]* \| [1-9][0-9]* \| -) \|\n`, 3},
+		{`\| 20 services x 10 endpoints \| (whoami|kubernetes|headless) \| [1-9][0-9.]* MB \| -?[0-9.]+ MB \| [1-9][0-9.]* MB \| -?[0-9.]+ MB \| [0-9.]+ MB \| -?[0-9.]+ MB \| [0-9.]+[nµm]?s \|\n`, 3},
+	} {
+		if n := len(regexp.MustCompile(`(?m)^`+row.re).FindAllString(string(md), -1)); n != row.n {
+			t.Errorf("the report has %d rows of\n%s\nwant %d:\n%s", n, row.re, row.n, md)
+		}
+	}
+	if m := regexp.MustCompile(`, ([0-9]+) of ([0-9]+) were answered from the cache`).FindStringSubmatch(string(md)); m == nil || m[1] != m[2] || m[1] == "0" {
+		t.Errorf("the report does not say that the cache listener answered every question asked again after warming:\n%s", md)
+	}
+	if strings.Contains(string(md), ">= 3x kubernetes") {
+		t.Errorf("the report still wants 3x kubernetes:\n%s", md)
 	}
 	// A row of figures for each shape the production shape runs.
 	for _, sh := range shapes {

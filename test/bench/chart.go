@@ -17,8 +17,8 @@ func (r *report) chart(ts []target) string {
 	)
 	var rows []target
 	for _, t := range ts {
-		if strings.Contains(t.name, "whoami ceiling") || strings.HasPrefix(t.name, "in process:") {
-			continue // a ratio to whoami, or of a big service to a small one, not to kubernetes
+		if strings.Contains(t.name, " ceiling") || strings.HasPrefix(t.name, "in process:") {
+			continue // a ratio to whoami or the cache, or of a big service to a small one, not to kubernetes
 		}
 		rows = append(rows, t)
 	}

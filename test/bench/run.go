@@ -7,18 +7,33 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
 )
 
-// The three kinds of listener compared.
+// The kinds of listener compared: whoami alone, each plugin alone, and the
+// cache plugin in front of headless, whose hits are the ceiling of the QPS
+// targets.
 const (
 	whoami         = "whoami"
 	kubernetesKind = "kubernetes"
 	headless       = "headless"
+	cacheKind      = "cache"
 )
+
+// cacheCapacity is the success capacity of the cache listener: more than
+// every name a workload asks (a query file holds at most 100000 questions),
+// so that none is evicted, and a multiple of the cache's 256 shards.
+const cacheCapacity = 1 << 20
+
+// cacheDirective is the cache listener's cache: every answer kept an hour
+// (MINTTL 3600 outlasts headless's TTL, 5s by default, so that no entry
+// expires during the rounds) and no SERVFAIL kept, so that none given
+// before headless has synced outlives the wait for it.
+var cacheDirective = fmt.Sprintf("    cache 3600 {\n        success %d 3600 3600\n        servfail 0\n    }\n", cacheCapacity)
 
 // run measures the all-headless workload on one local control plane, the
 // production shape on another, the big services on a third and the
@@ -119,13 +134,19 @@ type bench struct {
 }
 
 // corefileBlock returns a server block for one listener of kind, with the
-// pprof plugin on pprofPort unless it is 0.
+// pprof plugin on pprofPort unless it is 0. The cache kind's is headless's
+// with cacheDirective: CoreDNS orders the plugins by plugin.cfg, where cache
+// comes before headless, whatever their order in the block.
 func (b *bench) corefileBlock(kind string, port, pprofPort int) string {
-	return testkit.Block{
+	block := testkit.Block{
 		Port: port, Pprof: pprofPort,
-		Whoami: kind == whoami, Kubernetes: kind == kubernetesKind, Headless: kind == headless,
+		Whoami: kind == whoami, Kubernetes: kind == kubernetesKind, Headless: kind == headless || kind == cacheKind,
 		Zones: "cluster.local in-addr.arpa", Kubeconfig: b.kubeconfig, StartupTimeout: "5m",
 	}.String()
+	if kind == cacheKind {
+		block = strings.TrimSuffix(block, "}\n") + cacheDirective + "}\n"
+	}
+	return block
 }
 
 func (b *bench) path(name string) string { return filepath.Join(b.dir, name) }

@@ -112,11 +112,19 @@ func (c *Cluster) apiserverArgs() ([]string, error) {
 
 // ready returns nil if the API server's /readyz is ok.
 func (c *Cluster) ready(ctx context.Context, hc *http.Client) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/readyz", nil)
+	return getOK(ctx, hc, c.Server+"/readyz", c.Token)
+}
+
+// getOK returns nil if a GET of url, with the bearer token if any, answers
+// 200 "ok", as /readyz and /healthz do.
+func getOK(ctx context.Context, hc *http.Client, url, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
@@ -124,7 +132,7 @@ func (c *Cluster) ready(ctx context.Context, hc *http.Client) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
-		return fmt.Errorf("/readyz: %s: %s", resp.Status, body)
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, body)
 	}
 	return nil
 }

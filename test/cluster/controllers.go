@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -328,19 +327,5 @@ func healthz(ctx context.Context, port int) error {
 		DisableKeepAlives: true,
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-	url := "https://" + testkit.Addr(port) + "/healthz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, body)
-	}
-	return nil
+	return getOK(ctx, hc, "https://"+testkit.Addr(port)+"/healthz", "")
 }

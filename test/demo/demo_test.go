@@ -17,16 +17,24 @@ import (
 	meta "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TestDemo runs the demo the way `make demo` does, printing instead of
-// serving, and checks that it shows the pods that the controllers made, on
-// the fake nodes, their slice, and the seed document's answers with the
-// pods' addresses.
+// TestDemo starts the demo as `make demo` does (TestMakeDemoCtrlC runs
+// that, and stops it), and checks that it shows the pods that the
+// controllers made, on the fake nodes, their slice, and the seed document's
+// answers with the pods' addresses; then it runs the kubectl command that
+// the hints print, which applies examples/statefulset.yaml, then applies
+// examples/training.yaml, and checks that the examples' names resolve to
+// their pods' addresses.
 func TestDemo(t *testing.T) {
 	testkit.Require(t, testkit.Supported())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var out strings.Builder
-	if err := run(ctx, &out, true); err != nil {
+	d, err := start(ctx, &out)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	defer d.stop()
+	if err := d.showSeed(&out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	// kubectl get pods -o wide: NAME READY STATUS RESTARTS AGE IP NODE ...
@@ -66,21 +74,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo does not show %q:\n%s", want, out.String())
 		}
 	}
-}
 
-// TestExamples runs the kubectl command that the demo's hints print, which
-// applies examples/statefulset.yaml, then applies examples/training.yaml,
-// and checks that the examples' names resolve to their pods' addresses.
-func TestExamples(t *testing.T) {
-	testkit.Require(t, testkit.Supported())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	d, err := start(ctx, &out)
-	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
-	}
-	defer d.stop()
+	out.Reset()
 	d.hints(&out)
 	apply := d.apply(d.examples())
 	hints := out.String()

@@ -28,8 +28,8 @@ type env struct {
 	// full are three listeners with every option the two plugins share
 	// turned on: zonal, multicluster, transfer, metadata.
 	full listeners
-	// metrics is the URL of the prometheus plugin's /metrics.
-	metrics string
+	// pprof is the address of the pprof plugin.
+	pprof string
 }
 
 // listeners are three listeners of one server that differ only in their
@@ -40,11 +40,6 @@ type listeners struct {
 }
 
 var shared *env
-
-// liveness bounds the waits for what must happen, such as a change reaching
-// DNS: the tests assert that it happens, not how soon (make bench measures
-// that); the bound only ends a test that would hang.
-const liveness = 2 * time.Minute
 
 func TestMain(m *testing.M) {
 	if err := testkit.Supported(); err != nil {
@@ -81,18 +76,18 @@ func start(opts cluster.Options) (*env, error) {
 		c.Stop()
 		return nil, err
 	}
-	ports, err := testkit.FreePorts(10)
+	ports, err := testkit.FreePorts(11)
 	if err != nil {
 		c.Stop()
 		return nil, err
 	}
-	cf := corefileConfig{Kubeconfig: c.Kubeconfig, Stub: ports[0], Prometheus: ports[1], Health: ports[2], Ready: ports[3]}
+	cf := corefileConfig{Kubeconfig: c.Kubeconfig, Stub: ports[0], Prometheus: ports[1], Health: ports[2], Ready: ports[3], Pprof: ports[4]}
 	for i, l := range []*listener{
 		{Name: "both", Headless: true, Kubernetes: true}, {Name: "kubernetes", Kubernetes: true}, {Name: "headless", Headless: true},
 		{Name: "full-both", Headless: true, Kubernetes: true, Full: true}, {Name: "full-kubernetes", Kubernetes: true, Full: true},
 		{Name: "full-headless", Headless: true, Full: true},
 	} {
-		l.Port = ports[4+i]
+		l.Port = ports[5+i]
 		cf.Listeners = append(cf.Listeners, l)
 	}
 	corefile, err := cf.String()
@@ -105,7 +100,7 @@ func start(opts cluster.Options) (*env, error) {
 		cluster:   c,
 		listeners: listeners{both: addr(0), kubernetes: addr(1), headless: addr(2)},
 		full:      listeners{both: addr(3), kubernetes: addr(4), headless: addr(5)},
-		metrics:   "http://" + testkit.Addr(cf.Prometheus) + "/metrics",
+		pprof:     testkit.Addr(cf.Pprof),
 	}
 	if e.server, err = testkit.Start(ctx, bin, corefile, time.Minute, addr(0), addr(1), addr(2), addr(3), addr(4), addr(5)); err != nil {
 		c.Stop()
@@ -123,9 +118,9 @@ func (e *env) stop() {
 type corefileConfig struct {
 	Kubeconfig string
 	// Ports on 127.0.0.1: the upstream that forward goes to, prometheus,
-	// health and ready.
-	Stub, Prometheus, Health, Ready int
-	Listeners                       []*listener
+	// health, ready and pprof.
+	Stub, Prometheus, Health, Ready, Pprof int
+	Listeners                              []*listener
 }
 
 // listener is one listener of the shared server.
@@ -148,7 +143,8 @@ type listener struct {
 //     apart would differ;
 //   - loadbalance is left out: it shuffles the address records, so the
 //     records a truncated answer keeps would be a random subset;
-//   - health and ready listen once, on the drop-in listener.
+//   - health and ready listen once, on the drop-in listener, and so does
+//     pprof, for the live heap (TestRandomChanges).
 //
 // Beside each listener, a server block for example.org on the same port
 // answers the names that FQDN endpoints point to: both plugins look them up
@@ -168,6 +164,7 @@ const corefileTemplate = `.:{{.Stub}} {
         lameduck 5s
     }
     ready 127.0.0.1:{{$.Ready}}
+    pprof 127.0.0.1:{{$.Pprof}}
 {{- end}}
 {{- if .Full}}
     metadata

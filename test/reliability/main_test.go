@@ -1,8 +1,8 @@
 // Package reliability checks that the plugin, built into ./coredns, stays
 // correct and alive when things go wrong: the API server goes away or is not
-// there at start, its watch is cut, objects churn under query load, queries
-// and objects are hostile, services are huge, and the plugin runs with the
-// least privilege it needs.
+// there at start, its watch is cut, queries and objects are hostile,
+// services are huge, and the plugin runs with the least privilege it needs.
+// (Objects that churn under query load: TestRandomChanges, test/e2e.)
 //
 // Every test runs the CoreDNS binary on loopback against a local control
 // plane (etcd and kube-apiserver, RBAC on). The tests run in parallel: those
@@ -111,28 +111,22 @@ type server struct {
 type serverOptions struct {
 	Kubeconfig     string // by default the admin kubeconfig
 	StartupTimeout string // by default 10s
-	Namespaces     string // the namespaces option, if set
 	PodNames       bool   // endpoint_pod_names
 	// Add the ready, pprof and prometheus plugins.
 	Ready, Pprof, Metrics bool
-	// Wait is how long Start waits for DNS to answer, by default 1 minute;
-	// with Background, startServer returns at once.
-	Wait       time.Duration
+	// Background returns at once, not once DNS answers.
 	Background bool
 }
 
 // startServer starts CoreDNS with o and stops it when the test ends.
 func startServer(t testing.TB, o serverOptions) *server {
 	t.Helper()
-	b := testkit.Block{Headless: true, Kubeconfig: o.Kubeconfig, StartupTimeout: o.StartupTimeout, Namespaces: o.Namespaces, PodNames: o.PodNames}
+	b := testkit.Block{Headless: true, Kubeconfig: o.Kubeconfig, StartupTimeout: o.StartupTimeout, PodNames: o.PodNames}
 	if b.Kubeconfig == "" {
 		b.Kubeconfig = shared.cluster.Kubeconfig
 	}
 	if b.StartupTimeout == "" {
 		b.StartupTimeout = "10s"
-	}
-	if o.Wait == 0 {
-		o.Wait = time.Minute
 	}
 	ports, err := testkit.FreePorts(4)
 	if err != nil {
@@ -156,7 +150,7 @@ func startServer(t testing.TB, o serverOptions) *server {
 	if o.Background {
 		wait = nil
 	}
-	if s.Server, err = testkit.Start(context.Background(), shared.bin, b.String(), o.Wait, wait...); err != nil {
+	if s.Server, err = testkit.Start(context.Background(), shared.bin, b.String(), time.Minute, wait...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -232,28 +226,6 @@ func (s *server) fewestGoroutines(t testing.TB) int {
 	return n
 }
 
-// liveHeap returns the bytes of the server's heap that a garbage collection
-// leaves, from the pprof plugin's heap profile, which collects first.
-func (s *server) liveHeap(t testing.TB) int {
-	t.Helper()
-	hc := &http.Client{Timeout: 30 * time.Second}
-	resp, err := hc.Get(s.pprof + "/debug/pprof/heap?debug=1&gc=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var n int
-		if _, err := fmt.Sscanf(sc.Text(), "# HeapAlloc = %d", &n); err == nil {
-			return n
-		}
-	}
-	t.Fatalf("no HeapAlloc in the heap profile: %v", sc.Err())
-	return 0
-}
-
 // goroutines returns the number of goroutines of the server from the pprof
 // plugin's goroutine profile.
 func (s *server) goroutines(t testing.TB) int {
@@ -276,47 +248,6 @@ func (s *server) goroutines(t testing.TB) int {
 	return n
 }
 
-// answerKey is the rcode, answer and additional sections of m as one
-// string, to compare answers.
-func answerKey(m *dns.Msg) string {
-	return dns.RcodeToString[m.Rcode] + "\n" + strings.Join(testkit.Records(m.Answer), "\n") + "\n--\n" + strings.Join(testkit.Records(m.Extra), "\n")
-}
-
-// wellFormed returns an error if m does not pack, or if one of its names is
-// not a valid domain name of at most 255 bytes.
-func wellFormed(m *dns.Msg) error {
-	if _, err := m.Copy().Pack(); err != nil {
-		return fmt.Errorf("does not pack: %w", err)
-	}
-	check := func(what, name string) error {
-		if _, ok := dns.IsDomainName(name); !ok || len(name) > 255 || !dns.IsFqdn(name) {
-			return fmt.Errorf("%s %q is not a valid domain name", what, name)
-		}
-		return nil
-	}
-	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
-		for _, rr := range sec {
-			if rr.Header().Rrtype == dns.TypeOPT {
-				continue
-			}
-			if err := check("owner", rr.Header().Name); err != nil {
-				return err
-			}
-			switch rr := rr.(type) {
-			case *dns.SRV:
-				if err := check("SRV target", rr.Target); err != nil {
-					return err
-				}
-			case *dns.PTR:
-				if err := check("PTR", rr.Ptr); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // reverse returns the PTR query name of ip.
 func reverse(t testing.TB, ip string) string {
 	t.Helper()
@@ -327,13 +258,31 @@ func reverse(t testing.TB, ip string) string {
 	return r
 }
 
-// apiPort is the port of the API server of c.
-func apiPort(t testing.TB, c *cluster.Cluster) int {
+// portOf is the port of addr, host:port or a URL that ends with one.
+func portOf(t testing.TB, addr string) int {
 	t.Helper()
-	i := strings.LastIndexByte(c.Server, ':')
-	port, err := strconv.Atoi(c.Server[i+1:])
+	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	return port
 }
+
+// named is a name and a type to ask.
+type named struct {
+	name  string
+	qtype uint16
+}
+
+func (n named) String() string { return n.name + " " + dns.TypeToString[n.qtype] }
+
+const (
+	// watches is how many the plugin has with the options of the tests:
+	// Services, and EndpointSlices by two selectors.
+	watches = 3
+	// outageRetries is how many of the plugin's requests to the API server
+	// must have failed before it comes back: three for each watch, so that
+	// an outage lasts until the plugin has noticed it and retried, however
+	// long that takes.
+	outageRetries = 3 * watches
+)

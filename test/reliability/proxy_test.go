@@ -13,12 +13,11 @@ type proxy struct {
 	addr   string // 127.0.0.1:port
 	target string
 
-	mu       sync.Mutex
-	ln       net.Listener // nil while refusing
-	mode     cutMode
-	conns    map[net.Conn]struct{}
-	accepted int
-	done     sync.WaitGroup
+	mu    sync.Mutex
+	ln    net.Listener // nil while refusing
+	mode  cutMode
+	conns map[net.Conn]struct{}
+	done  sync.WaitGroup
 }
 
 // cutMode is how the proxy treats connections.
@@ -62,7 +61,6 @@ func (p *proxy) serve(ln net.Listener) {
 func (p *proxy) handle(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.accepted++
 	if p.mode != open {
 		c.Close()
 		return
@@ -118,13 +116,6 @@ func (p *proxy) restore(t testing.TB) {
 		}
 		p.serve(ln)
 	}
-}
-
-// connections returns the number of connections accepted so far.
-func (p *proxy) connections() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
 }
 
 func (p *proxy) stop() {
