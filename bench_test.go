@@ -136,7 +136,7 @@ func benchService(namespace, name string, n int) testkit.Objects {
 // 10k headless services x 10 endpoints x 2 ports, their slices written as
 // the EndpointSlice controller writes those of a StatefulSet (conditions,
 // pod, node, zone) and reduced by the plugin's transform: the reduced slices,
-// the snapshots and the reverse map. Nothing else holds the objects. The
+// the views and the reverse map. Nothing else holds the objects. The
 // API objects are made in the measured span, as a decoder makes them, and
 // what the index does not keep of them is collected before the reading.
 func BenchmarkIndexMemory(b *testing.B) {

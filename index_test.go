@@ -90,7 +90,7 @@ func TestIndexOnlyRealChanges(t *testing.T) {
 	ix.replace(services, anys([]*service{headlessService("web")}))
 	ix.replace(controllerSlices, anys([]*endpointSlice{slim("web", "pod", "10.0.0.1")}))
 	if ix.view("web") != snap || ix.serial() != 1 {
-		t.Errorf("a relist of the same objects published a snapshot or moved the serial to %d", ix.serial())
+		t.Errorf("a relist of the same objects published a view or moved the serial to %d", ix.serial())
 	}
 	if !ix.apply(controllerSlices, slim("web", "pod", "10.0.0.2")) || ix.serial() == 1 {
 		t.Error("a new address is not a change")
@@ -134,7 +134,7 @@ func oneOf(m *dns.Msg, states [][]string) bool {
 	return false
 }
 
-// TestIndexConcurrent has one writer replace snapshots while readers answer
+// TestIndexConcurrent has one writer replace views while readers answer
 // queries; run it with -race. Every answer must be one of the states written.
 func TestIndexConcurrent(t *testing.T) {
 	h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa")
@@ -205,8 +205,8 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		corefile = "headless cluster.local in-addr.arpa ip6.arpa {\n zonal\n}"
 	}
 	h := sequenceHeadless(t, corefile, nil)
-	// Services of two parts and more find labels through a hostIndex; the
-	// index built from scratch keeps the default and searches its parts.
+	// Services of two slices and more find labels through a hostIndex; the
+	// index built from scratch keeps the default and searches its slices.
 	h.index.indexedSlices = 2
 	svcNames := []string{"svc-0", "svc-1", "svc-2"}
 	hosts := []string{"web-0", "web-1", "Web-1", "web-2", "web-3", "db-0", "10-0-0-1", "x"}

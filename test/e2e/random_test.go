@@ -193,7 +193,7 @@ type randomRun struct {
 // answer every name the step touched as kubernetes alone does, over UDP and
 // TCP (agree), within settleTime. The last step is a burst of -random.burst
 // changes back to back; then every name is compared, and the live heap of
-// the server must not have grown much: a leak of slices, snapshots or
+// the server must not have grown much: a leak of slices, views or
 // watches stays in it. All along, a query load (load) checks that every
 // answer is well formed, and that those for the Service anchor, whose slice
 // changes in place around anchor-0, have anchor-0: none may come from a
