@@ -136,6 +136,29 @@ func (d *distinct[K]) add(room []K, k K) int {
 	return len(d.more) - 1
 }
 
+// push adds k, which the caller knows is new, and returns its position.
+func (d *distinct[K]) push(room []K, k K) int {
+	switch {
+	case d.index == nil && d.n < len(room):
+		room[d.n] = k
+		d.n++
+		return d.n - 1
+	case d.index == nil:
+		return d.add(room, k)
+	}
+	d.index[k] = len(d.more)
+	d.more = append(d.more, k)
+	return len(d.more) - 1
+}
+
+// len returns the number of keys.
+func (d *distinct[K]) len() int {
+	if d.index != nil {
+		return len(d.more)
+	}
+	return d.n
+}
+
 // keys returns the keys, in order.
 func (d *distinct[K]) keys(room []K) []K {
 	if d.index != nil {
@@ -237,33 +260,58 @@ type glueKey struct {
 }
 
 // srv returns the SRV records of the selection, owned by the query name,
-// with targets in zone, and the targets' addresses as glue. The weight of
-// each is 100 over the pairs selected, before duplicates are dropped, as in
-// plugin.SRV. FQDN endpoints and slices without ports have no SRV record.
+// with targets in zone, and the targets' addresses as glue: a record for
+// each (endpoint, port) pair, in the order of the selection, but those that
+// repeat one already there. The weight of each is 100 over the pairs, before
+// duplicates are dropped, as in plugin.SRV. FQDN endpoints and slices
+// without ports have no SRV record.
 func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.RR) {
 	var labelRoom [smallKeys]string
 	var srvRoom [smallKeys]srvKey
 	var glueRoom [smallKeys]glueKey
+	var numberRoom [smallKeys]int32
 	var labels distinct[string]
 	var srvs distinct[srvKey]
 	var glue distinct[glueKey]
 	n := 0
-	var last *sliceEndpoint
-	var label int32
-	for e, port := range sel.pairs {
+	var slice *endpointSlice
+	var numbers []int32 // the numbers of the slice's selected ports, each once
+	selected := 0       // the slice's selected ports
+	for s, e := range sel.endpoints {
+		if s != slice {
+			slice, numbers, selected = s, numberRoom[:0], 0
+			for _, p := range s.ports {
+				if sel.holdsPort(p) {
+					selected++
+					if p.port != -1 && !slices.Contains(numbers, p.port) {
+						numbers = append(numbers, p.port)
+					}
+				}
+			}
+		}
 		if e.fqdn() != "" {
 			continue
 		}
-		n++
-		if port.port == -1 {
+		n += selected
+		if len(numbers) == 0 {
 			continue
 		}
-		if e != last { // the pairs of an endpoint come in a row
-			label = int32(labels.add(labelRoom[:], e.host)) // #nosec G115 -- bounded by the endpoints of a service
-			glue.add(glueRoom[:], glueKey{label: label, addr: e.addr})
-			last = e
+		// A key of a label not seen before is new: only those of a label
+		// seen before are searched (BenchmarkServeDNS, seed-SRV).
+		count := labels.len()
+		label := labels.add(labelRoom[:], e.host)
+		l := int32(label) // #nosec G115 -- bounded by the endpoints of a service
+		if label == count {
+			for _, port := range numbers {
+				srvs.push(srvRoom[:], newSRVKey(l, port))
+			}
+			glue.push(glueRoom[:], glueKey{label: l, addr: e.addr})
+			continue
 		}
-		srvs.add(srvRoom[:], newSRVKey(label, port.port))
+		for _, port := range numbers {
+			srvs.add(srvRoom[:], newSRVKey(l, port))
+		}
+		glue.add(glueRoom[:], glueKey{label: l, addr: e.addr})
 	}
 	srvKeys, glueKeys, labelKeys := srvs.keys(srvRoom[:]), glue.keys(glueRoom[:]), labels.keys(labelRoom[:])
 	if len(srvKeys) == 0 {

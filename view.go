@@ -145,19 +145,6 @@ func (sel *selection) endpoints(yield func(*endpointSlice, *sliceEndpoint) bool)
 	}
 }
 
-// pairs calls yield with each (endpoint, port) pair of the selection, in
-// the order the kubernetes plugin lists them: slice, endpoint, then port.
-// The records of an answer are made from them.
-func (sel *selection) pairs(yield func(*sliceEndpoint, slicePort) bool) {
-	for s, e := range sel.endpoints {
-		for _, p := range s.ports {
-			if sel.holdsPort(p) && !yield(e, p) {
-				return
-			}
-		}
-	}
-}
-
 func (sel *selection) holdsPort(p slicePort) bool {
 	return (sel.port == "" || equalFoldASCII(p.name, sel.port)) && (sel.protocol == "" || equalFoldASCII(p.protocol, sel.protocol))
 }

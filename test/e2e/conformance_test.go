@@ -283,6 +283,13 @@ func conformanceProbes(o testkit.Objects, clusterIPs []string, multicluster bool
 	add(false, "1.0.0.127.in-addr.arpa.", dns.TypePTR)
 	if multicluster {
 		ps = append(ps, importProbes()...)
+		// The edges of the zones, in any case; the full listeners serve
+		// the reverse zone 10.in-addr.arpa too.
+		for _, apex := range []string{"Cluster.local.", "CLUSTER.LOCAL.", "10.in-addr.arpa.", "10.In-Addr.Arpa."} {
+			add(true, apex, dns.TypeSOA, dns.TypePTR, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
+			// TXT at a reverse apex does not exist: kubernetes passes it on.
+			ps = append(ps, probe{name: apex, qtype: dns.TypeTXT, headless: true, passed: strings.HasSuffix(strings.ToLower(apex), ".in-addr.arpa.")})
+		}
 	}
 	return ps
 }

@@ -174,7 +174,7 @@ const corefileTemplate = `.:{{.Stub}} {
     }
 {{- end}}
 {{- if .Headless}}
-    headless cluster.local{{if .Full}} clusterset.local{{end}} in-addr.arpa ip6.arpa {
+    headless cluster.local{{if .Full}} clusterset.local 10.in-addr.arpa{{end}} in-addr.arpa ip6.arpa {
         kubeconfig {{$.Kubeconfig}}
         startup_timeout 10s
         ttl 30
@@ -188,7 +188,7 @@ const corefileTemplate = `.:{{.Stub}} {
     }
 {{- end}}
 {{- if .Kubernetes}}
-    kubernetes cluster.local{{if .Full}} clusterset.local{{end}} in-addr.arpa ip6.arpa {
+    kubernetes cluster.local{{if .Full}} clusterset.local 10.in-addr.arpa{{end}} in-addr.arpa ip6.arpa {
         kubeconfig {{$.Kubeconfig}}
         startup_timeout 10s
         pods insecure
