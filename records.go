@@ -110,45 +110,42 @@ type distinct[K comparable] struct {
 }
 
 // add adds k, unless it is there already, and returns its position.
-func (d *distinct[K]) add(room []K, k K) int {
-	if d.index == nil {
-		for i, key := range room[:d.n] {
-			if key == k {
-				return i
-			}
-		}
-		if d.n < len(room) {
-			room[d.n] = k
-			d.n++
-			return d.n - 1
-		}
-		d.more = append(make([]K, 0, 4*len(room)), room...)
-		d.index = make(map[K]int, 4*len(room))
-		for i, key := range d.more {
-			d.index[key] = i
-		}
-	}
-	if i, ok := d.index[k]; ok {
-		return i
-	}
-	d.index[k] = len(d.more)
-	d.more = append(d.more, k)
-	return len(d.more) - 1
-}
+func (d *distinct[K]) add(room []K, k K) int { return d.insert(room, k, false) }
 
-// push adds k, which the caller knows is new, and returns its position.
-func (d *distinct[K]) push(room []K, k K) int {
+// insert adds k and returns its position. A key the caller knows is new
+// is not searched for.
+func (d *distinct[K]) insert(room []K, k K, isNew bool) int {
+	if !isNew {
+		if i := d.find(room, k); i >= 0 {
+			return i
+		}
+	}
 	switch {
 	case d.index == nil && d.n < len(room):
 		room[d.n] = k
 		d.n++
 		return d.n - 1
 	case d.index == nil:
-		return d.add(room, k)
+		d.more = append(make([]K, 0, 4*len(room)), room...)
+		d.index = make(map[K]int, 4*len(room))
+		for i, key := range d.more {
+			d.index[key] = i
+		}
 	}
 	d.index[k] = len(d.more)
 	d.more = append(d.more, k)
 	return len(d.more) - 1
+}
+
+// find returns the position of k among the keys, or -1.
+func (d *distinct[K]) find(room []K, k K) int {
+	if d.index == nil {
+		return slices.Index(room[:d.n], k)
+	}
+	if i, ok := d.index[k]; ok {
+		return i
+	}
+	return -1
 }
 
 // len returns the number of keys.
@@ -300,18 +297,12 @@ func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.
 		// seen before are searched (BenchmarkServeDNS, seed-SRV).
 		count := labels.len()
 		label := labels.add(labelRoom[:], e.host)
+		fresh := label == count
 		l := int32(label) // #nosec G115 -- bounded by the endpoints of a service
-		if label == count {
-			for _, port := range numbers {
-				srvs.push(srvRoom[:], newSRVKey(l, port))
-			}
-			glue.push(glueRoom[:], glueKey{label: l, addr: e.addr})
-			continue
-		}
 		for _, port := range numbers {
-			srvs.add(srvRoom[:], newSRVKey(l, port))
+			srvs.insert(srvRoom[:], newSRVKey(l, port), fresh)
 		}
-		glue.add(glueRoom[:], glueKey{label: l, addr: e.addr})
+		glue.insert(glueRoom[:], glueKey{label: l, addr: e.addr}, fresh)
 	}
 	srvKeys, glueKeys, labelKeys := srvs.keys(srvRoom[:]), glue.keys(glueRoom[:]), labels.keys(labelRoom[:])
 	if len(srvKeys) == 0 {

@@ -150,10 +150,10 @@ func (sel *selection) holdsPort(p slicePort) bool {
 }
 
 // found reports whether the name exists: the kubernetes plugin answers
-// NXDOMAIN for a name that selects no pair.
+// NXDOMAIN for a name that selects no endpoint.
 func (sel *selection) found() bool { return sel.zonal || sel.selectsAny() }
 
-// selectsAny reports whether the selection holds a pair.
+// selectsAny reports whether the selection holds an endpoint.
 func (sel *selection) selectsAny() bool {
 	for range sel.endpoints {
 		return true
@@ -259,19 +259,14 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, slices, gone, added []*en
 // endpoints have the same labels in both, as most updates do: the index
 // does not change for them (BenchmarkIndexUpdate).
 func changedLabels(gone, added []*endpointSlice) (changedGone, changedAdded []*endpointSlice) {
+	same := map[string]bool{}
 	for _, g := range gone {
 		i := slices.IndexFunc(added, func(a *endpointSlice) bool { return a.name == g.name })
-		if i < 0 || !slices.EqualFunc(g.endpoints, added[i].endpoints, func(a, b sliceEndpoint) bool { return a.host == b.host }) {
-			changedGone = append(changedGone, g)
-		}
+		same[g.name] = i >= 0 && slices.EqualFunc(g.endpoints, added[i].endpoints, func(a, b sliceEndpoint) bool { return a.host == b.host })
 	}
-	for _, a := range added {
-		i := slices.IndexFunc(gone, func(g *endpointSlice) bool { return g.name == a.name })
-		if i < 0 || !slices.EqualFunc(gone[i].endpoints, a.endpoints, func(a, b sliceEndpoint) bool { return a.host == b.host }) {
-			changedAdded = append(changedAdded, a)
-		}
-	}
-	return changedGone, changedAdded
+	unchanged := func(s *endpointSlice) bool { return same[s.name] }
+	// Copies: the caller still needs gone and added whole.
+	return slices.DeleteFunc(slices.Clone(gone), unchanged), slices.DeleteFunc(slices.Clone(added), unchanged)
 }
 
 // holder returns the name of the slice that holds label.
