@@ -59,6 +59,9 @@ func fuzzPlugins(f *testing.F) []*Headless {
 		negative_ttl 1
 		stable_ptr
 		terminating_fallback
+		unready_names
+		answer_limit 2
+		extended_errors
 	}`, append(fuzzObjects(), importedObjects()...)...)
 	return []*Headless{alone, through, options}
 }

@@ -43,12 +43,12 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 
 	if res.rcode == dns.RcodeNameError || !res.ours {
-		if h.Fall.Through(qname) && !(res.ours && h.negativeTTL != nil) {
+		if h.Fall.Through(qname) && !(res.ours && (h.negativeTTL != nil || h.extendedErrors)) {
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
 	}
 	if res.rcode == dns.RcodeNameError && !h.Ready() {
-		res.rcode = dns.RcodeServerFailure
+		res.rcode, res.why = dns.RcodeServerFailure, noReason
 	}
 
 	m := new(dns.Msg)
@@ -62,6 +62,9 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			ttl = *h.negativeTTL
 		}
 		m.Ns = []dns.RR{h.soa(state.Zone, ttl)}
+	}
+	if res.why != noReason {
+		explain(m, r, res.why)
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
@@ -78,6 +81,8 @@ type reply struct {
 	// fallthrough; alone, the plugin answers them as the kubernetes plugin
 	// would, as far as it knows.
 	ours bool
+	// why is, with extended_errors, why a name of ours has no records.
+	why negativeReason
 }
 
 // forward answers a name below a forward zone (in lower case).
@@ -86,7 +91,14 @@ func (h *Headless) forward(ctx context.Context, state request.Request, zone stri
 	n, err := parseName(state.Name(), zone, multicluster, h.watch.transform.zones)
 	var view *serviceView
 	if n.kind == kubernetes.Svc && n.service != "" {
-		view, _ = h.index.lookup(multicluster, n.service, n.namespace)
+		var exposed bool
+		view, exposed = h.index.lookup(multicluster, n.service, n.namespace)
+		switch {
+		case view != nil && !exposed && h.extendedErrors:
+			return reply{rcode: dns.RcodeNameError, ours: true, why: namespaceHidden}
+		case !exposed:
+			view = nil
+		}
 	}
 	if view == nil {
 		return h.other(state, zone, n, err)
@@ -112,10 +124,16 @@ func (h *Headless) forward(ctx context.Context, state request.Request, zone stri
 		sel.port, sel.protocol = n.port, n.protocol
 	}
 	if state.QType() == dns.TypeSOA {
+		if h.extendedErrors {
+			res.why = noRecordOfType
+		}
 		return res // the kubernetes plugin answers SOA at the apex only
 	}
 	if !sel.found() {
 		res.rcode = dns.RcodeNameError
+		if h.extendedErrors {
+			res.why = whyNoName(&sel, n, err)
+		}
 		return res
 	}
 	switch state.QType() {
@@ -127,6 +145,9 @@ func (h *Headless) forward(ctx context.Context, state request.Request, zone stri
 		res.answer, res.extra = h.srv(&sel, state.QName(), state.Zone)
 	case dns.TypeCNAME:
 		res.answer = h.cname(&sel, state.QName())
+	}
+	if len(res.answer) == 0 && h.extendedErrors {
+		res.why = whyNoData(&sel)
 	}
 	return res
 }

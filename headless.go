@@ -29,6 +29,7 @@ type Headless struct {
 	ttl               uint32
 	negativeTTL       *uint32 // negative_ttl; nil without
 	stablePTR         bool
+	extendedErrors    bool     // extended_errors
 	localIPs          []net.IP // the addresses the server is bound to, for NS records
 	startupTimeout    time.Duration
 	watch             watchOptions

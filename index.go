@@ -59,6 +59,7 @@ type serviceTable struct {
 // by queries, under index.mu; the rest is the writers'.
 type serviceEntry struct {
 	headless bool
+	policy   servicePolicy
 	slices   []*endpointSlice // sorted by name
 	view     *serviceView     // nil unless headless
 }
@@ -99,16 +100,16 @@ func (ix *index) table(multicluster bool) *serviceTable {
 // lookup returns the view of the headless service name.namespace, or nil,
 // and whether namespace_labels lets the namespace be seen: with it, no
 // namespace is until the namespaces are listed, as in the kubernetes plugin.
+// The view of a namespace not seen is returned too, so that
+// extended_errors can say why its names do not exist.
 func (ix *index) lookup(multicluster bool, name, namespace string) (v *serviceView, exposed bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ix.exposed != nil && !ix.exposed[namespace] {
-		return nil, false
-	}
+	exposed = ix.exposed == nil || ix.exposed[namespace]
 	if e := ix.table(multicluster).services[name+"."+namespace]; e != nil {
-		return e.view, true
+		return e.view, exposed
 	}
-	return nil, true
+	return nil, exposed
 }
 
 // namespaceExists reports whether namespace holds a headless service and
@@ -134,7 +135,7 @@ func (ix *index) ptr(addr netip.Addr) (refs []ptrRef, multicluster bool) {
 func (ix *index) served(t *serviceTable, refs []ptrRef) []ptrRef {
 	return slices.DeleteFunc(refs, func(r ptrRef) bool {
 		e := t.services[object.ServiceKey(r.slice.service, r.slice.namespace)]
-		return e == nil || e.view == nil || r.slice.endpoints[r.endpoint].terminating != e.view.terminating
+		return e == nil || e.view == nil || !e.view.servesName(r.slice.endpoints[r.endpoint].state)
 	})
 }
 
@@ -247,13 +248,13 @@ func (ix *index) replace(w watchID, objs []any) {
 	ix.refresh(w.multicluster(), changed)
 }
 
-// markService records whether the service s is headless, and adds its key
-// to changed when that changed.
+// markService records whether the service s is headless, and its policy,
+// and adds its key to changed when either changed.
 func (ix *index) markService(multicluster bool, s *service, headless bool, changed map[string]bool) {
 	key := object.ServiceKey(s.name, s.namespace)
 	e := ix.entry(multicluster, key, headless)
-	if e != nil && e.headless != headless {
-		e.headless = headless
+	if e != nil && (e.headless != headless || e.policy != s.policy) {
+		e.headless, e.policy = headless, s.policy
 		changed[key] = true
 	}
 }
@@ -363,7 +364,7 @@ func (ix *index) publish(multicluster bool, key string) bool {
 	var gone, added []*endpointSlice
 	if e.headless {
 		name, namespace := cutServiceKey(key)
-		v, gone, added = newView(name, namespace, e.slices, old, ix.hostSeed, ix.indexedSlices)
+		v, gone, added = newView(name, namespace, e.policy, e.slices, old, ix.hostSeed, ix.indexedSlices)
 	} else if old != nil {
 		gone = old.slices
 	}

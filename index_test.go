@@ -197,6 +197,7 @@ type sequenceModel struct {
 	slices   map[string]*endpointSlice
 	sources  map[string]watchID
 	headless map[string]bool
+	policies map[string]servicePolicy
 }
 
 func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
@@ -233,7 +234,7 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 			}
 		}
 		for range rnd.IntN(7) {
-			e := sliceEndpoint{addr: addr(), host: hosts[rnd.IntN(len(hosts))], hostname: rnd.IntN(3) > 0, terminating: rnd.IntN(4) == 0}
+			e := sliceEndpoint{addr: addr(), host: hosts[rnd.IntN(len(hosts))], hostname: rnd.IntN(3) > 0, state: endpointState(max(0, rnd.IntN(7)-3))}
 			if z := zones[rnd.IntN(len(zones))]; zonal && z != "" {
 				e.more = &endpointDetail{zone: z}
 			}
@@ -241,7 +242,7 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 		}
 		return s
 	}
-	m := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]watchID{}, headless: map[string]bool{}}
+	m := sequenceModel{slices: map[string]*endpointSlice{}, sources: map[string]watchID{}, headless: map[string]bool{}, policies: map[string]servicePolicy{}}
 	ix := h.index
 	for step := range steps {
 		name := fmt.Sprintf("s%d", rnd.IntN(10))
@@ -288,16 +289,25 @@ func playSequence(t *testing.T, rnd *rand.Rand, steps int, zonal bool) {
 			ix.replace(source, anys(list))
 		case op < 18:
 			svc := svcNames[rnd.IntN(len(svcNames))]
-			m.headless[svc] = !m.headless[svc]
-			what = fmt.Sprintf("%s headless %v", svc, m.headless[svc])
-			ix.apply(services, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
+			if rnd.IntN(2) == 0 {
+				m.headless[svc] = !m.headless[svc]
+			} else {
+				m.policies[svc] = servicePolicy{unreadyNames: !m.policies[svc].unreadyNames}
+				m.headless[svc] = m.headless[svc] // listed from now on
+			}
+			what = fmt.Sprintf("%s headless %v, %+v", svc, m.headless[svc], m.policies[svc])
+			ix.apply(services, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc], policy: m.policies[svc]})
 		default:
 			var svcs []*service
 			for _, svc := range svcNames {
 				if rnd.IntN(4) == 0 {
 					m.headless[svc] = !m.headless[svc]
 				}
-				svcs = append(svcs, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc]})
+				if rnd.IntN(4) == 0 {
+					m.policies[svc] = servicePolicy{unreadyNames: !m.policies[svc].unreadyNames}
+				}
+				m.headless[svc] = m.headless[svc]
+				svcs = append(svcs, &service{objectMeta: objectMeta{name: svc, namespace: "ns"}, headless: m.headless[svc], policy: m.policies[svc]})
 			}
 			what = "relist services"
 			ix.replace(services, anys(svcs))
@@ -323,7 +333,7 @@ func sequenceHeadless(t *testing.T, corefile string, m *sequenceModel) *Headless
 	}
 	var svcs []*service
 	for name, headless := range m.headless {
-		svcs = append(svcs, &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: headless})
+		svcs = append(svcs, &service{objectMeta: objectMeta{name: name, namespace: "ns"}, headless: headless, policy: m.policies[name]})
 	}
 	h.index.replace(services, anys(svcs))
 	for _, source := range []watchID{controllerSlices, otherSlices} {

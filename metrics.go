@@ -36,3 +36,20 @@ var (
 		Help:      "Number of ready endpoint addresses of headless services indexed.",
 	})
 )
+
+// negativeAnswers counts, with extended_errors, the negative answers for
+// names under a headless service by reason, one counter of the vector per
+// reason made at start so that a query only adds to it.
+var negativeAnswers = func() [negativeReasons]prometheus.Counter {
+	v := promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "negative_answers_total",
+		Help:      "Counter of NXDOMAIN and NODATA answers for names under a headless service, by reason (extended_errors).",
+	}, []string{"reason"})
+	var counters [negativeReasons]prometheus.Counter
+	for r := noReason + 1; r < negativeReasons; r++ {
+		counters[r] = v.WithLabelValues(r.label())
+	}
+	return counters
+}()

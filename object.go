@@ -3,6 +3,7 @@ package headless
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,11 +27,20 @@ type objectMeta struct {
 	*object.Empty
 }
 
-// service is a Service, or a ServiceImport, reduced to its name and whether
-// it is headless. Only headless ones reach the index.
+// service is a Service, or a ServiceImport, reduced to its name, whether
+// it is headless, and what its annotations ask of its answers. Only
+// headless ones reach the index.
 type service struct {
 	objectMeta
 	headless bool
+	policy   servicePolicy
+}
+
+// servicePolicy is what the options beyond the kubernetes plugin, with a
+// Service's annotations, ask of the answers of one service.
+type servicePolicy struct {
+	unreadyNames bool  // unready_names: an endpoint's names answer before it is ready
+	answerLimit  int32 // answer_limit: the most records an answer holds; 0 for all
 }
 
 // endpointSlice is an EndpointSlice reduced to the endpoints DNS serves, their
@@ -62,10 +72,27 @@ type sliceEndpoint struct {
 	// hostname is set when host is the endpoint's hostname, the stable name
 	// of a StatefulSet pod, rather than its pod name or address.
 	hostname bool
-	// terminating marks a serving but terminating endpoint, kept with
-	// terminating_fallback only: it is served when no endpoint is ready.
-	terminating bool
+	state    endpointState
 }
+
+// endpointState is the condition of an endpoint that says which answers
+// hold it.
+type endpointState uint8
+
+const (
+	// endpointReady is served.
+	endpointReady endpointState = iota
+	// endpointTerminating is terminating but serving, kept with
+	// terminating_fallback: served when no endpoint is ready.
+	endpointTerminating
+	// endpointStarting is not ready and not terminating, kept with
+	// unready_names (its own names answer) and extended_errors (which
+	// says why they do not).
+	endpointStarting
+	// endpointStopping is terminating and not served, kept with
+	// extended_errors.
+	endpointStopping
+)
 
 // endpointDetail is what few endpoints have.
 type endpointDetail struct {
@@ -91,7 +118,7 @@ func (e sliceEndpoint) zone() string {
 
 // same reports whether e and o serve the same records.
 func (e sliceEndpoint) same(o sliceEndpoint) bool {
-	return e.addr == o.addr && e.host == o.host && e.hostname == o.hostname && e.terminating == o.terminating &&
+	return e.addr == o.addr && e.host == o.host && e.hostname == o.hostname && e.state == o.state &&
 		e.fqdn() == o.fqdn() && e.zone() == o.zone()
 }
 
@@ -102,28 +129,73 @@ func (s *endpointSlice) equal(o *endpointSlice) bool {
 		slices.Equal(s.ports, o.ports) && slices.EqualFunc(s.endpoints, o.endpoints, sliceEndpoint.same)
 }
 
-// transformOptions say what the slice transform keeps.
+// transformOptions say what the transforms keep.
 type transformOptions struct {
 	podNames    bool // endpoint_pod_names
 	zones       bool // zonal
 	terminating bool // terminating_fallback
+	// unready keeps the endpoints that are not ready: unready_names and
+	// extended_errors.
+	unready bool
+	// policy is the servicePolicy of a Service without annotations.
+	policy servicePolicy
+	// The options that a Service's annotations can change.
+	unreadyNamesSet, answerLimitSet bool
 }
 
-// toService is the transform of Services and ServiceImports: their name and
-// whether they are headless. One that is not headless is still returned,
-// with headless false, so that the index drops it: a Service switched from
-// headless to ClusterIP or ExternalName must leave the index.
-func toService(obj any) any {
-	switch s := obj.(type) {
-	case *core.Service:
-		return &service{
-			objectMeta: objectMeta{name: s.Name, namespace: s.Namespace},
-			headless:   s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
+// The annotations of a Service that change its servicePolicy, with the
+// options unready_names and answer_limit.
+const (
+	unreadyNamesAnnotation = "headlessdns.io/unready-names" // "true" or "false"
+	answerLimitAnnotation  = "headlessdns.io/answer-limit"  // the most records an answer holds, "0" for all
+)
+
+// serviceTransform returns the transform of Services and ServiceImports:
+// their name, whether they are headless and their policy. One that is not
+// headless is still returned, with headless false, so that the index drops
+// it: a Service switched from headless to ClusterIP or ExternalName must
+// leave the index.
+func serviceTransform(opts transformOptions) func(any) any {
+	return func(obj any) any {
+		switch s := obj.(type) {
+		case *core.Service:
+			return &service{
+				objectMeta: objectMeta{name: s.Name, namespace: s.Namespace},
+				headless:   s.Spec.ClusterIP == core.ClusterIPNone && s.Spec.Type != core.ServiceTypeExternalName,
+				policy:     opts.servicePolicy(s.Namespace, s.Name, s.Annotations),
+			}
+		case *mcs.ServiceImport:
+			return &service{
+				objectMeta: objectMeta{name: s.Name, namespace: s.Namespace},
+				headless:   s.Spec.Type == mcs.Headless,
+				policy:     opts.servicePolicy(s.Namespace, s.Name, s.Annotations),
+			}
 		}
-	case *mcs.ServiceImport:
-		return &service{objectMeta: objectMeta{name: s.Name, namespace: s.Namespace}, headless: s.Spec.Type == mcs.Headless}
+		return obj // already transformed
 	}
-	return obj // already transformed
+}
+
+// servicePolicy returns the policy of the Service namespace/name with
+// annotations. An annotation that does not parse is logged and left out.
+func (opts transformOptions) servicePolicy(namespace, name string, annotations map[string]string) servicePolicy {
+	p := opts.policy
+	if v, ok := annotations[unreadyNamesAnnotation]; ok && opts.unreadyNamesSet {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			log.Warningf("Service %s/%s: annotation %s must be true or false: %q", namespace, name, unreadyNamesAnnotation, v)
+		} else {
+			p.unreadyNames = b
+		}
+	}
+	if v, ok := annotations[answerLimitAnnotation]; ok && opts.answerLimitSet {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 {
+			log.Warningf("Service %s/%s: annotation %s must be a number of records, 0 for all: %q", namespace, name, answerLimitAnnotation, v)
+		} else {
+			p.answerLimit = int32(n) // #nosec G115 -- parsed as 32 bits
+		}
+	}
+	return p
 }
 
 // toNamespace is the transform of Namespaces, for namespace_labels: their
@@ -169,12 +241,17 @@ func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpoin
 	es.endpoints = make([]sliceEndpoint, 0, n)
 	var zones map[string]string // one string per zone, not one per endpoint
 	for _, e := range s.Endpoints {
-		terminating := false
-		if !ready(e.Conditions) {
-			if !opts.terminating || !servingTerminating(e.Conditions) {
-				continue
-			}
-			terminating = true
+		state := endpointReady
+		switch {
+		case ready(e.Conditions):
+		case opts.terminating && servingTerminating(e.Conditions):
+			state = endpointTerminating
+		case !opts.unready:
+			continue
+		case e.Conditions.Terminating != nil && *e.Conditions.Terminating:
+			state = endpointStopping
+		default:
+			state = endpointStarting
 		}
 		zone := ""
 		if opts.zones && e.Zone != nil {
@@ -184,7 +261,7 @@ func toEndpointSlice(s *discovery.EndpointSlice, opts transformOptions) *endpoin
 			zone = intern(zones, strings.ToLower(*e.Zone))
 		}
 		for _, a := range e.Addresses {
-			ep := sliceEndpoint{host: endpointHostname(e, a, opts.podNames), terminating: terminating}
+			ep := sliceEndpoint{host: endpointHostname(e, a, opts.podNames), state: state}
 			ep.hostname = e.Hostname != nil && *e.Hostname != ""
 			if zone != "" {
 				ep.more = &endpointDetail{zone: zone}

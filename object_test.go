@@ -29,11 +29,11 @@ func TestToService(t *testing.T) {
 		{&mcs.ServiceImport{ObjectMeta: meta.ObjectMeta{Name: "v"}, Spec: mcs.ServiceImportSpec{Type: mcs.ClusterSetIP}}, "v", false},
 	}
 	for _, tc := range tests {
-		s := toService(tc.obj).(*service)
+		s := serviceTransform(transformOptions{})(tc.obj).(*service)
 		if s.name != tc.name || s.headless != tc.headless {
 			t.Errorf("%s: got %+v, want headless %v", tc.name, s, tc.headless)
 		}
-		if again := toService(s); again != s {
+		if again := serviceTransform(transformOptions{})(s); again != s {
 			t.Errorf("%s: the transform is not idempotent", tc.name)
 		}
 	}
@@ -84,7 +84,7 @@ func TestToEndpointSlice(t *testing.T) {
 	if e := got.endpoints[len(got.endpoints)-1]; e.zone() != "us-east-1a" {
 		t.Errorf("zone %q, want us-east-1a", e.zone())
 	}
-	if e := got.endpoints[len(got.endpoints)-2]; e.addr != ip("10.0.0.7") || !e.terminating {
+	if e := got.endpoints[len(got.endpoints)-2]; e.addr != ip("10.0.0.7") || e.state != endpointTerminating {
 		t.Errorf("the terminating endpoint is %+v", e)
 	}
 
@@ -130,8 +130,8 @@ func TestEndpointHostname(t *testing.T) {
 func TestObjectsKeyed(t *testing.T) {
 	ns := &core.Namespace{ObjectMeta: meta.ObjectMeta{Name: "team-a"}}
 	for obj, want := range map[any]string{
-		toService(testkit.Headless("ns", "db")): "ns/db",
-		toNamespace(ns):                         "team-a",
+		serviceTransform(transformOptions{})(testkit.Headless("ns", "db")): "ns/db",
+		toNamespace(ns): "team-a",
 		sliceTransform(transformOptions{}, false)(sliceOf("ns", "db", "db-1", nil)): "ns/db-1",
 	} {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err != nil || key != want {
@@ -139,6 +139,34 @@ func TestObjectsKeyed(t *testing.T) {
 		}
 		if _, ok := obj.(runtime.Object); !ok {
 			t.Errorf("%T is not a runtime.Object", obj)
+		}
+	}
+}
+
+// TestServicePolicy checks how a Service's annotations change the policy of
+// the options that read them, and that they count only with those options.
+func TestServicePolicy(t *testing.T) {
+	all := transformOptions{policy: servicePolicy{unreadyNames: true, answerLimit: 20}, unreadyNamesSet: true, answerLimitSet: true}
+	annotatedOnly := transformOptions{unreadyNamesSet: true, answerLimitSet: true}
+	for _, tc := range []struct {
+		opts        transformOptions
+		annotations map[string]string
+		want        servicePolicy
+	}{
+		{all, nil, servicePolicy{unreadyNames: true, answerLimit: 20}},
+		{all, map[string]string{unreadyNamesAnnotation: "false", answerLimitAnnotation: "0"}, servicePolicy{}},
+		{annotatedOnly, nil, servicePolicy{}},
+		{annotatedOnly, map[string]string{unreadyNamesAnnotation: "true", answerLimitAnnotation: "3"}, servicePolicy{unreadyNames: true, answerLimit: 3}},
+		// Values that do not parse are left out.
+		{all, map[string]string{unreadyNamesAnnotation: "maybe", answerLimitAnnotation: "-1"}, servicePolicy{unreadyNames: true, answerLimit: 20}},
+		{annotatedOnly, map[string]string{answerLimitAnnotation: "9999999999"}, servicePolicy{}},
+		// Without the options, annotations do nothing.
+		{transformOptions{}, map[string]string{unreadyNamesAnnotation: "true", answerLimitAnnotation: "3"}, servicePolicy{}},
+	} {
+		svc := testkit.Headless("ns", "db")
+		svc.Annotations = tc.annotations
+		if got := serviceTransform(tc.opts)(svc).(*service).policy; got != tc.want {
+			t.Errorf("options %+v, annotations %v: policy %+v, want %+v", tc.opts, tc.annotations, got, tc.want)
 		}
 	}
 }

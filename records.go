@@ -3,6 +3,7 @@ package headless
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -39,14 +40,28 @@ func (h *Headless) addresses(ctx context.Context, state request.Request, sel *se
 			addrs.add(room[:], e.addr)
 		}
 	}
+	keys := addrs.keys(room[:])
+	if limit := int(sel.view.policy.answerLimit); limit > 0 && len(keys) > limit && len(c.chains) == 0 {
+		keys = window(keys, limit)
+	}
 	hdr := dns.RR_Header{Name: state.QName(), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl}
 	if v6 {
 		hdr.Rrtype = dns.TypeAAAA
-		rrs = addressRecords(addrs.keys(room[:]), func(r *dns.AAAA, ip net.IP) { *r = dns.AAAA{Hdr: hdr, AAAA: ip} })
+		rrs = addressRecords(keys, func(r *dns.AAAA, ip net.IP) { *r = dns.AAAA{Hdr: hdr, AAAA: ip} })
 	} else {
-		rrs = addressRecords(addrs.keys(room[:]), func(r *dns.A, ip net.IP) { *r = dns.A{Hdr: hdr, A: ip} })
+		rrs = addressRecords(keys, func(r *dns.A, ip net.IP) { *r = dns.A{Hdr: hdr, A: ip} })
 	}
 	return c.interleave(rrs)
+}
+
+// window returns n of keys, consecutive from a random one and wrapping
+// around, in a new slice: with answer_limit, each query gets another part of
+// a large answer, and every key is as likely to be in it.
+func window[K any](keys []K, n int) []K {
+	start := rand.IntN(len(keys)) // #nosec G404 -- spreads answers, no secret
+	out := make([]K, 0, n)
+	out = append(out, keys[start:min(len(keys), start+n)]...)
+	return append(out, keys[:n-len(out)]...)
 }
 
 // smallAnswer is the most records that addressRecords allocates at once
@@ -308,24 +323,39 @@ func (h *Headless) srv(sel *selection, qname, zone string) (answer, extra []dns.
 	if len(srvKeys) == 0 {
 		return nil, nil
 	}
+	weight := srvWeight(n)
+	var answered map[int32]bool // with answer_limit, the labels of the records answered
+	if limit := int(sel.view.policy.answerLimit); limit > 0 && len(srvKeys) > limit {
+		srvKeys, weight = window(srvKeys, limit), srvWeight(limit)
+		answered = make(map[int32]bool, limit)
+		for _, k := range srvKeys {
+			answered[k.label()] = true
+		}
+		glueKeys = slices.DeleteFunc(slices.Clone(glueKeys), func(k glueKey) bool { return !answered[k.label] })
+	}
 	// The targets of one answer in one string.
 	suffix := "." + sel.view.name + "." + sel.view.namespace + ".svc." + zone
 	size := 0
-	for _, l := range labelKeys {
-		size += len(l) + len(suffix)
+	for i, l := range labelKeys {
+		if answered == nil || answered[int32(i)] { // #nosec G115 -- bounded by the endpoints of a service
+			size += len(l) + len(suffix)
+		}
 	}
 	var b strings.Builder
 	b.Grow(size)
 	var targetRoom [smallKeys]string
 	targets := targetRoom[:0]
-	for _, l := range labelKeys {
+	for i, l := range labelKeys {
+		if answered != nil && !answered[int32(i)] { // #nosec G115 -- bounded by the endpoints of a service
+			targets = append(targets, "")
+			continue
+		}
 		start := b.Len()
 		b.WriteString(l)
 		b.WriteString(suffix)
 		targets = append(targets, b.String()[start:])
 	}
 
-	weight := srvWeight(n)
 	answer, records := make([]dns.RR, len(srvKeys)), make([]dns.SRV, len(srvKeys))
 	for i, k := range srvKeys {
 		records[i] = dns.SRV{

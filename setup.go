@@ -235,6 +235,31 @@ func (h *Headless) parseProperty(c *caddy.Controller, cc *clientConfig) error {
 			return c.Errf("startup_timeout must be a non-negative duration: %s", args[0])
 		}
 		h.startupTimeout = d
+	case "unready_names":
+		switch {
+		case len(args) == 0:
+			h.watch.transform.policy.unreadyNames = true
+		case len(args) != 1 || args[0] != "annotated":
+			return c.Errf("unready_names takes no argument, or annotated: %s", strings.Join(args, " "))
+		}
+		h.watch.transform.unreadyNamesSet, h.watch.transform.unready = true, true
+	case "answer_limit":
+		if len(args) != 1 {
+			return c.ArgErr()
+		}
+		if args[0] != "annotated" {
+			n, err := strconv.ParseInt(args[0], 10, 32)
+			if err != nil || n < 1 {
+				return c.Errf("answer_limit must be a number of records of at least 1, or annotated: %s", args[0])
+			}
+			h.watch.transform.policy.answerLimit = int32(n) // #nosec G115 -- parsed as 32 bits
+		}
+		h.watch.transform.answerLimitSet = true
+	case "extended_errors":
+		if len(args) != 0 {
+			return c.ArgErr()
+		}
+		h.extendedErrors, h.watch.transform.unready = true, true
 	case "fallthrough":
 		for _, z := range args {
 			if _, ok := dns.IsDomainName(z); !ok || strings.Contains(z, "..") {

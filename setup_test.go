@@ -69,6 +69,20 @@ func TestParse(t *testing.T) {
 			}
 			return ""
 		}},
+		{"headless cluster.local {\n unready_names\n answer_limit 20\n extended_errors\n}", func(h *Headless, _ clientConfig) string {
+			want := transformOptions{unready: true, policy: servicePolicy{unreadyNames: true, answerLimit: 20}, unreadyNamesSet: true, answerLimitSet: true}
+			if h.watch.transform != want || !h.extendedErrors {
+				return "unready_names, answer_limit or extended_errors"
+			}
+			return ""
+		}},
+		{"headless cluster.local {\n unready_names annotated\n answer_limit annotated\n}", func(h *Headless, _ clientConfig) string {
+			want := transformOptions{unready: true, unreadyNamesSet: true, answerLimitSet: true}
+			if h.watch.transform != want || h.extendedErrors {
+				return "unready_names or answer_limit annotated"
+			}
+			return ""
+		}},
 	}
 	for _, tc := range tests {
 		h, cc, err := parse(newController(tc.corefile))
@@ -141,6 +155,10 @@ current-context: ctx
 		{"headless cluster.local {\nstartup_timeout\n}", at + "2 - Error during parsing: Wrong argument count or unexpected line ending after 'startup_timeout'"},
 		{"headless cluster.local {\nfallthrough notazone..\n}", at + "2 - Error during parsing: fallthrough zone must be a domain name: notazone.."},
 		{"headless cluster.local {\nmulticluster clusterset.local\n}", at + "2 - Error during parsing: is not authoritative for the multicluster zone clusterset.local. (authoritative zones: [cluster.local.])"},
+		{"headless cluster.local {\nunready_names all\n}", at + "2 - Error during parsing: unready_names takes no argument, or annotated: all"},
+		{"headless cluster.local {\nanswer_limit 0\n}", at + "2 - Error during parsing: answer_limit must be a number of records of at least 1, or annotated: 0"},
+		{"headless cluster.local {\nanswer_limit\n}", at + "2 - Error during parsing: Wrong argument count or unexpected line ending after 'answer_limit'"},
+		{"headless cluster.local {\nextended_errors on\n}", at + "2 - Error during parsing: Wrong argument count or unexpected line ending after 'on'"},
 		{"headless in-addr.arpa", at + "1 - Error during parsing: non-reverse zone name must be used"},
 		{"headless cluster.local\nheadless cluster.local", "plugin/headless: this plugin can only be used once per Server Block"},
 		{"headless cluster.local {\nkubeconfig " + missing + "\n}", at + "2 - Error during parsing: kubeconfig " + missing + ": stat " + missing + ": no such file or directory"},

@@ -15,6 +15,7 @@ import (
 // costs what the changed slice holds (BenchmarkIndexUpdate).
 type serviceView struct {
 	name, namespace string
+	policy          servicePolicy
 	slices          []*endpointSlice // sorted by name
 	// terminating is set when no endpoint is ready: the view then serves the
 	// serving and terminating endpoints that terminating_fallback keeps.
@@ -28,8 +29,8 @@ type serviceView struct {
 // newView returns the view of the service name.namespace with slices, and
 // the slices it drops from old and adds to it. Its hostIndex is old's,
 // changed by those slices only.
-func newView(name, namespace string, slices []*endpointSlice, old *serviceView, seed maphash.Seed, indexedSlices int) (v *serviceView, gone, added []*endpointSlice) {
-	v = &serviceView{name: name, namespace: namespace, slices: slices}
+func newView(name, namespace string, policy servicePolicy, slices []*endpointSlice, old *serviceView, seed maphash.Seed, indexedSlices int) (v *serviceView, gone, added []*endpointSlice) {
+	v = &serviceView{name: name, namespace: namespace, policy: policy, slices: slices}
 	var oldSlices []*endpointSlice
 	if old != nil {
 		oldSlices, v.ready, v.serving = old.slices, old.ready, old.serving
@@ -57,11 +58,27 @@ func newView(name, namespace string, slices []*endpointSlice, old *serviceView, 
 }
 
 func (v *serviceView) count(e sliceEndpoint, d int) {
-	if e.terminating {
-		v.serving += d
-	} else {
+	switch e.state {
+	case endpointReady:
 		v.ready += d
+	case endpointTerminating:
+		v.serving += d
 	}
+}
+
+// serves reports whether the service's own names answer an endpoint in
+// state s: the ready ones or, when none is, the terminating ones kept.
+func (v *serviceView) serves(s endpointState) bool {
+	if v.terminating {
+		return s == endpointTerminating
+	}
+	return s == endpointReady
+}
+
+// servesName reports whether the names of an endpoint in state s answer
+// it: those the service serves and, with unready_names, those starting.
+func (v *serviceView) servesName(s endpointState) bool {
+	return v.serves(s) || (s == endpointStarting && v.policy.unreadyNames)
 }
 
 // endpoints returns the number of endpoint addresses the view serves.
@@ -137,7 +154,7 @@ func (sel *selection) endpoints(yield func(*endpointSlice, *sliceEndpoint) bool)
 		}
 		for i := range s.endpoints {
 			e := &s.endpoints[i]
-			if e.terminating == sel.view.terminating && (sel.host == "" || equalFoldASCII(e.host, sel.host)) &&
+			if (sel.host == "" && sel.view.serves(e.state) || sel.host != "" && equalFoldASCII(e.host, sel.host) && sel.view.servesName(e.state)) &&
 				(sel.zone == "" || e.zone() == sel.zone) && !yield(s, e) {
 				return
 			}

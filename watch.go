@@ -92,7 +92,7 @@ func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1a
 	w.ctx, w.cancel = context.WithCancel(klog.NewContext(context.Background(), w.logger))
 
 	endpointSlices := client.DiscoveryV1().EndpointSlices(meta.NamespaceAll)
-	w.add(services, "headless Services", w.wanted(toService), headlessServiceOnly,
+	w.add(services, "headless Services", w.wanted(serviceTransform(opts.transform)), headlessServiceOnly,
 		listWatch(client, client.CoreV1().Services(meta.NamespaceAll), w.labels()))
 	w.add(controllerSlices, "EndpointSlices of headless Services", w.wanted(sliceTransform(opts.transform, false)), "",
 		listWatch(client, endpointSlices, w.labels(isHeadless, byController)))
@@ -101,7 +101,7 @@ func newWatcher(client kubernetes.Interface, mcsClient mcsclient.MulticlusterV1a
 	if opts.multicluster {
 		// As the kubernetes plugin does: ServiceImports are selected with
 		// namespace_labels, their slices with labels.
-		w.add(serviceImports, "headless ServiceImports", w.wanted(toService), "",
+		w.add(serviceImports, "headless ServiceImports", w.wanted(serviceTransform(opts.transform)), "",
 			listWatch(client, mcsClient.ServiceImports(meta.NamespaceAll), selectorString(opts.namespaceLabels)))
 		w.add(importedSlices, "EndpointSlices of ServiceImports", w.wanted(sliceTransform(opts.transform, true)), "",
 			listWatch(client, endpointSlices, w.labels(imported)))

@@ -51,7 +51,7 @@ func (h *Headless) transferService(ch chan<- []dns.RR, v *serviceView, zone stri
 	for _, es := range v.slices {
 		var eps []sliceEndpoint
 		for _, e := range es.endpoints {
-			if e.terminating == v.terminating {
+			if v.serves(e.state) {
 				eps = append(eps, e)
 			}
 		}

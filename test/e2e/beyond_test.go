@@ -149,9 +149,16 @@ func dropIn(options ...string) testkit.Block {
 	return testkit.Block{Headless: true, Kubernetes: true, HeadlessOptions: append([]string{"ttl 30"}, options...), KubernetesOptions: kubernetesOptions}
 }
 
-// serve starts one CoreDNS with blocks on ports of their own, stopped when
-// the test ends, and returns their addresses, in the order of blocks.
+// serve starts one CoreDNS on the shared control plane with blocks on ports
+// of their own, stopped when the test ends, and returns their addresses, in
+// the order of blocks.
 func serve(t *testing.T, blocks ...testkit.Block) []string {
+	t.Helper()
+	return serveOn(t, shared, blocks...)
+}
+
+// serveOn is serve on the control plane of e.
+func serveOn(t *testing.T, e *env, blocks ...testkit.Block) []string {
 	t.Helper()
 	ports, err := testkit.FreePorts(len(blocks))
 	if err != nil {
@@ -159,7 +166,7 @@ func serve(t *testing.T, blocks ...testkit.Block) []string {
 	}
 	var addrs []string
 	for i := range blocks {
-		blocks[i].Port, blocks[i].Kubeconfig = ports[i], shared.cluster.Kubeconfig
+		blocks[i].Port, blocks[i].Kubeconfig = ports[i], e.cluster.Kubeconfig
 		addrs = append(addrs, blocks[i].Addr())
 	}
 	bin, err := testkit.Binary()
