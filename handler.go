@@ -92,12 +92,12 @@ func (h *Headless) forward(ctx context.Context, state request.Request, zone stri
 	var view *serviceView
 	if n.kind == kubernetes.Svc && n.service != "" {
 		var exposed bool
-		view, exposed = h.index.lookup(multicluster, n.service, n.namespace)
-		switch {
-		case view != nil && !exposed && h.extendedErrors:
-			return reply{rcode: dns.RcodeNameError, ours: true, why: namespaceHidden}
-		case !exposed:
-			view = nil
+		if view, exposed = h.index.lookup(multicluster, n.service, n.namespace); view != nil && !exposed {
+			res := h.other(state, zone, n, err)
+			if h.extendedErrors {
+				res.ours, res.why = true, namespaceHidden
+			}
+			return res
 		}
 	}
 	if view == nil {

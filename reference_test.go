@@ -422,6 +422,21 @@ func TestSameAsKubernetes(t *testing.T) {
 	}
 }
 
+// TestExtendedErrorsAsKubernetes checks that extended_errors changes no
+// answer but for the Extended DNS Error, which a query without EDNS does not
+// get: the names it answers itself, also with fallthrough, are those the
+// kubernetes plugin answers the same.
+func TestExtendedErrorsAsKubernetes(t *testing.T) {
+	objs := referenceObjects()
+	for _, options := range []string{"", "namespace_labels team=other", "zonal"} {
+		t.Run(options, func(t *testing.T) {
+			k := newReference(t, "kubernetes cluster.local in-addr.arpa ip6.arpa {\n"+options+"\n}", objs...)
+			h, _ := newTestHeadless(t, "headless cluster.local in-addr.arpa ip6.arpa {\n"+options+"\nextended_errors\n}", objs...)
+			compareWithReference(t, h, k, referenceQueries(objs, "cluster.local."))
+		})
+	}
+}
+
 // TestZoneEdgesAsKubernetes compares the apex and the names just below it
 // of forward and reverse zones, in any case, with the plugin alone.
 func TestZoneEdgesAsKubernetes(t *testing.T) {
