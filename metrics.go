@@ -143,11 +143,14 @@ func failureOf(err error) failure {
 }
 
 // watchHealth is the state of one watch in its metrics, whose children are
-// bound once.
+// bound once. The reflector and the goroutine of its watch (observedWatch)
+// both report, so a change of state is made under the lock.
 type watchHealth struct {
 	current, notCurrentSince, lastHeard prometheus.Gauge
 	failures                            [failureKinds]prometheus.Counter
-	isCurrent                           atomic.Bool
+
+	mu        sync.Mutex
+	isCurrent bool
 }
 
 // newWatchHealth binds the metrics of watch id.
@@ -169,7 +172,9 @@ func newWatchHealth(id watchID) *watchHealth {
 // reset sets the watch not current, as it is before it first hears from
 // the API server.
 func (h *watchHealth) reset() {
-	h.isCurrent.Store(false)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.isCurrent = false
 	h.current.Set(0)
 	h.notCurrentSince.Set(unixNow())
 }
@@ -177,7 +182,10 @@ func (h *watchHealth) reset() {
 // heard records that the watch heard from the API server: it is current.
 func (h *watchHealth) heard() {
 	h.lastHeard.Set(unixNow())
-	if !h.isCurrent.Swap(true) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.isCurrent {
+		h.isCurrent = true
 		h.current.Set(1)
 		h.notCurrentSince.Set(0)
 	}
@@ -187,7 +195,10 @@ func (h *watchHealth) heard() {
 // current from now on, unless it already was not.
 func (h *watchHealth) failed(err error) {
 	h.failures[failureOf(err)].Inc()
-	if h.isCurrent.Swap(false) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isCurrent {
+		h.isCurrent = false
 		h.current.Set(0)
 		h.notCurrentSince.Set(unixNow())
 	}
