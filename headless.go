@@ -37,6 +37,7 @@ type Headless struct {
 	index    *index
 	watcher  *watcher
 	upstream *upstream.Upstream // resolves the targets of FQDN endpoints
+	requests requestCounters    // what it did with each question
 }
 
 // Name implements the plugin.Handler interface.

@@ -1,10 +1,22 @@
 package headless
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 )
 
 var (
@@ -35,6 +47,56 @@ var (
 		Name:      "endpoints",
 		Help:      "Number of ready endpoint addresses of headless services indexed.",
 	})
+
+	// syncedGauge is 1 once every watch has delivered its first list.
+	syncedGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "synced",
+		Help:      "Whether every watch of the plugin has delivered its first list (1) or not (0).",
+	})
+
+	// watchCurrent is 1 for a watch whose last request to the API server
+	// succeeded, 0 from its first failure on.
+	watchCurrent = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "watch_current",
+		Help:      "Whether the watch is current (1): its last list, watch or event came from the API server without error.",
+	}, []string{"watch"})
+
+	// watchNotCurrentSince is when a watch stopped being current, 0 while it
+	// is.
+	watchNotCurrentSince = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "watch_not_current_since_timestamp_seconds",
+		Help:      "Unix time at which the watch stopped being current, or 0 while it is current.",
+	}, []string{"watch"})
+
+	// watchLastHeard is when a watch last heard from the API server.
+	watchLastHeard = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "watch_last_heard_timestamp_seconds",
+		Help:      "Unix time at which the watch last heard from the API server: a list, an event or a bookmark.",
+	}, []string{"watch"})
+
+	// watchFailures counts the failed requests of a watch by their kind.
+	watchFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "watch_failures_total",
+		Help:      "Counter of the failed lists and watches of a watch, and of the errors its watch delivered, by kind of error.",
+	}, []string{"watch", "kind"})
+
+	// requestsTotal counts what the plugin did with each question.
+	requestsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "requests_total",
+		Help:      "Counter of the questions the plugin was asked, by what it did with them.",
+	}, []string{"server", "outcome"})
 )
 
 // negativeAnswers counts, with extended_errors, the negative answers for
@@ -53,3 +115,195 @@ var negativeAnswers = func() [negativeReasons]prometheus.Counter {
 	}
 	return counters
 }()
+
+// watchLabels are the values of the watch label, one a watchID.
+var watchLabels = [...]string{
+	services:         "services",
+	controllerSlices: "endpointslices",
+	otherSlices:      "other_endpointslices",
+	serviceImports:   "serviceimports",
+	importedSlices:   "imported_endpointslices",
+	namespaces:       "namespaces",
+}
+
+// failure is a kind of error a watch meets.
+type failure uint8
+
+const (
+	forbidden    failure = iota // RBAC refuses the plugin
+	unauthorized                // its credentials are refused
+	gone                        // its resource version is too old: it lists again
+	connection                  // the API server is unreachable or unavailable
+	otherFailure
+	failureKinds
+)
+
+// failureLabels are the values of the kind label, one a failure.
+var failureLabels = [failureKinds]string{"forbidden", "unauthorized", "gone", "connection", "other"}
+
+// failureOf classifies err.
+func failureOf(err error) failure {
+	var netErr net.Error
+	switch {
+	case apierrors.IsForbidden(err):
+		return forbidden
+	case apierrors.IsUnauthorized(err):
+		return unauthorized
+	case apierrors.IsGone(err), apierrors.IsResourceExpired(err):
+		return gone
+	case apierrors.IsServiceUnavailable(err), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err),
+		apierrors.IsTooManyRequests(err), utilnet.IsConnectionRefused(err), utilnet.IsConnectionReset(err),
+		utilnet.IsProbableEOF(err), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &netErr):
+		return connection
+	}
+	return otherFailure
+}
+
+// watchHealth is the state of one watch in its metrics, whose children are
+// bound once. The reflector and the goroutine of its watch (observedWatch)
+// both report, so a change of state is made under the lock.
+type watchHealth struct {
+	current, notCurrentSince, lastHeard prometheus.Gauge
+	failures                            [failureKinds]prometheus.Counter
+
+	mu        sync.Mutex
+	isCurrent bool
+}
+
+// newWatchHealth binds the metrics of watch id.
+func newWatchHealth(id watchID) *watchHealth {
+	label := watchLabels[id]
+	h := &watchHealth{
+		current:         watchCurrent.WithLabelValues(label),
+		notCurrentSince: watchNotCurrentSince.WithLabelValues(label),
+		lastHeard:       watchLastHeard.WithLabelValues(label),
+	}
+	// Every kind exists from the start, so that the first failure is an
+	// increase.
+	for k := range h.failures {
+		h.failures[k] = watchFailures.WithLabelValues(label, failureLabels[k])
+	}
+	return h
+}
+
+// reset sets the watch not current, as it is before it first hears from
+// the API server.
+func (h *watchHealth) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.isCurrent = false
+	h.current.Set(0)
+	h.notCurrentSince.Set(unixNow())
+}
+
+// heard records that the watch heard from the API server: it is current.
+func (h *watchHealth) heard() {
+	h.lastHeard.Set(unixNow())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.isCurrent {
+		h.isCurrent = true
+		h.current.Set(1)
+		h.notCurrentSince.Set(0)
+	}
+}
+
+// failed records that a request of the watch failed with err: it is not
+// current from now on, unless it already was not.
+func (h *watchHealth) failed(err error) {
+	h.failures[failureOf(err)].Inc()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isCurrent {
+		h.isCurrent = false
+		h.current.Set(0)
+		h.notCurrentSince.Set(unixNow())
+	}
+}
+
+func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// outcome is what the plugin did with a question.
+type outcome uint8
+
+const (
+	answered outcome = iota // records in the answer section
+	negative                // NXDOMAIN or NODATA
+	passed                  // to the next plugin: not its zone, fallthrough, a zone transfer
+	servfail                // not synced: a name it does not know
+	refused                 // a zone transfer without fallthrough, left to the transfer plugin
+	outcomes
+)
+
+// outcomeLabels are the values of the outcome label, one an outcome.
+var outcomeLabels = [outcomes]string{"answered", "negative", "passed", "servfail", "refused"}
+
+// outcomeCounters are the requestsTotal children of one server, bound once.
+type outcomeCounters struct {
+	server   string
+	counters [outcomes]prometheus.Counter
+}
+
+// requestCounters finds the counters of a question's server without
+// allocating: a plugin instance serves one server, or a few when a server
+// block listens on several addresses, each bound on its first question.
+type requestCounters struct {
+	servers atomic.Pointer[[]*outcomeCounters] // copied on write
+	mu      sync.Mutex
+}
+
+// count adds a question of ctx's server with outcome o.
+func (rc *requestCounters) count(ctx context.Context, o outcome) {
+	server := serverOf(ctx)
+	if s := rc.servers.Load(); s != nil {
+		for _, c := range *s {
+			if c.server == server {
+				c.counters[o].Inc()
+				return
+			}
+		}
+	}
+	rc.bind(server).counters[o].Inc()
+}
+
+// serverOf is the server label of CoreDNS's metrics, as metrics.WithServer
+// reads it; that package would bring the prometheus plugin's dependencies.
+func serverOf(ctx context.Context) string {
+	if s, ok := ctx.Value(dnsserver.Key{}).(*dnsserver.Server); ok {
+		return s.Addr
+	}
+	return ""
+}
+
+// bind returns the counters of server, bound on first use.
+func (rc *requestCounters) bind(server string) *outcomeCounters {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var old []*outcomeCounters
+	if s := rc.servers.Load(); s != nil {
+		old = *s
+	}
+	for _, c := range old {
+		if c.server == server {
+			return c
+		}
+	}
+	c := &outcomeCounters{server: server}
+	for o := range c.counters {
+		c.counters[o] = requestsTotal.WithLabelValues(server, outcomeLabels[o])
+	}
+	s := append(append(make([]*outcomeCounters, 0, len(old)+1), old...), c)
+	rc.servers.Store(&s)
+	return c
+}
+
+// outcomeOf is the outcome of an answer the plugin wrote.
+func outcomeOf(m *dns.Msg) outcome {
+	switch {
+	case m.Rcode == dns.RcodeServerFailure:
+		return servfail
+	case m.Rcode != dns.RcodeSuccess, len(m.Answer) == 0:
+		return negative
+	}
+	return answered
+}

@@ -160,10 +160,11 @@ func must[T any](v *T, err error) T {
 // add creates the reflector of watch id, which feeds the index through
 // transform from lw, with the field selector field unless empty.
 func (w *watcher) add(id watchID, name string, transform func(any) any, field string, lw cache.ListerWatcher) {
-	st := &reflectorStore{name: name, watch: id, transform: transform, index: w.index, synced: make(chan struct{})}
+	health := newWatchHealth(id)
+	st := &reflectorStore{name: name, watch: id, transform: transform, index: w.index, health: health, synced: make(chan struct{})}
 	logger := w.logger
 	w.stores = append(w.stores, st)
-	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: name, field: field, lw: lw}, exampleObject(id), st, cache.ReflectorOptions{
+	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: name, field: field, lw: lw, health: health}, exampleObject(id), st, cache.ReflectorOptions{
 		Name:            name,
 		TypeDescription: name,
 		Backoff:         &backoff,
@@ -209,8 +210,16 @@ func listWatch[L runtime.Object](client kubernetes.Interface, a api[L], selector
 	}, client)
 }
 
-// start runs the reflectors until stop.
+// start runs the reflectors until stop. It sets the metrics of the watches
+// here, not when they are made, so that a reload's new instance takes them
+// over when it starts.
 func (w *watcher) start() {
+	syncedGauge.Set(0)
+	checkers := make([]cache.DoneChecker, len(w.stores))
+	for i, st := range w.stores {
+		st.health.reset()
+		checkers[i] = st
+	}
 	for _, r := range w.reflectors {
 		w.done.Add(1)
 		go func() {
@@ -218,6 +227,13 @@ func (w *watcher) start() {
 			r.RunWithContext(w.ctx)
 		}()
 	}
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		if cache.WaitFor(w.ctx, "", checkers...) {
+			syncedGauge.Set(1)
+		}
+	}()
 }
 
 // stop stops the reflectors and waits until they have returned.
@@ -263,6 +279,7 @@ type reflectorStore struct {
 	watch     watchID
 	transform func(any) any
 	index     *index
+	health    *watchHealth
 
 	synced chan struct{}
 	once   sync.Once
@@ -295,9 +312,15 @@ func (s *reflectorStore) Replace(objs []any, _ string) error {
 		objs[i] = s.transform(o)
 	}
 	s.index.replace(s.watch, objs)
+	s.health.heard()
 	s.once.Do(func() { close(s.synced) })
 	return nil
 }
+
+// UpdateResourceVersion implements cache.ResourceVersionUpdater: the
+// reflector calls it after each event and bookmark of the watch, so that a
+// quiet cluster is still heard from.
+func (s *reflectorStore) UpdateResourceVersion(string) { s.health.heard() }
 
 // Resync implements cache.ReflectorStore; there is nothing to resync.
 func (s *reflectorStore) Resync() error { return nil }
@@ -317,11 +340,13 @@ func (s *reflectorStore) Done() <-chan struct{} { return s.synced }
 // watches with a field selector, and without it once the API server says it
 // does not support it (before Kubernetes 1.31 for spec.clusterIP), the store
 // then dropping what the selector would have. When the API server refuses, it
-// logs the permission the plugin lacks.
+// logs the permission the plugin lacks. Every answer and error of the API
+// server, and every error its watch delivers, goes into the watch's health.
 type apiListWatch struct {
 	what, field string
 	lw          cache.ListerWatcher
 	noField     atomic.Bool
+	health      *watchHealth
 }
 
 // List implements cache.Lister.
@@ -342,6 +367,7 @@ func (a *apiListWatch) ListWithContext(ctx context.Context, o meta.ListOptions) 
 		obj, err = lw.ListWithContext(ctx, o)
 	}
 	a.hint(err)
+	a.record(ctx, err)
 	return obj, err
 }
 
@@ -353,7 +379,58 @@ func (a *apiListWatch) WatchWithContext(ctx context.Context, o meta.ListOptions)
 		w, err = lw.WatchWithContext(ctx, o)
 	}
 	a.hint(err)
-	return w, err
+	a.record(ctx, err)
+	if err != nil {
+		return w, err
+	}
+	return observe(w, a.health), nil
+}
+
+// record puts the outcome of a request in the watch's health. The errors
+// of a request canceled by stop are not the API server's.
+func (a *apiListWatch) record(ctx context.Context, err error) {
+	switch {
+	case err == nil:
+		a.health.heard()
+	case ctx.Err() == nil:
+		a.health.failed(err)
+	}
+}
+
+// observedWatch passes on the events of a watch and records the errors it
+// delivers, such as the 410 Gone of a resource version that is too old.
+type observedWatch struct {
+	watch.Interface
+	events  chan watch.Event
+	stopped chan struct{}
+	stop    sync.Once
+}
+
+func observe(w watch.Interface, health *watchHealth) watch.Interface {
+	o := &observedWatch{Interface: w, events: make(chan watch.Event), stopped: make(chan struct{})}
+	go func() {
+		defer close(o.events)
+		for e := range w.ResultChan() {
+			if e.Type == watch.Error {
+				health.failed(apierrors.FromObject(e.Object))
+			}
+			select {
+			case o.events <- e:
+			case <-o.stopped:
+				return
+			}
+		}
+	}()
+	return o
+}
+
+// ResultChan implements watch.Interface.
+func (o *observedWatch) ResultChan() <-chan watch.Event { return o.events }
+
+// Stop implements watch.Interface.
+func (o *observedWatch) Stop() {
+	o.stop.Do(func() { close(o.stopped) })
+	o.Interface.Stop()
 }
 
 // IsWatchListSemanticsUnSupported passes on what the wrapped ListerWatcher

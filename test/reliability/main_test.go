@@ -1,7 +1,9 @@
 // Package reliability checks that the plugin, built into ./coredns, stays
 // correct and alive when things go wrong: the API server goes away or is not
 // there at start, its watch is cut, queries and objects are hostile,
-// services are huge, and the plugin runs with the least privilege it needs.
+// services are huge, and the plugin runs with the least privilege it needs;
+// and that an operator on call sees it: TestOnCall runs Prometheus with the
+// shipped alert rules and dashboard on the servers.
 // (Objects that churn under query load: TestRandomChanges, test/e2e.)
 //
 // Every test runs the CoreDNS binary on loopback against a local control
