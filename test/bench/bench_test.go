@@ -37,10 +37,11 @@ func TestSmoke(t *testing.T) {
 	// cache-hit ceiling and against kubernetes, seed A against whoami, 2 of
 	// memory, the live heap, start to serving and 2 of programming latency),
 	// 8 of the big services (4 a size), 7 in process, 13 of the production
-	// shape (2 for each of its 3 shapes), 6 of the controllers (2 a shape).
+	// shape (2 for each of its 3 shapes), 8 of the controllers (2 a shape,
+	// and 2 of unready pod names).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 47 {
-		t.Errorf("the report has %d target rows with figures, want 47:\n%s", len(rows), md)
+	if len(rows) != 49 {
+		t.Errorf("the report has %d target rows with figures, want 49:\n%s", len(rows), md)
 	}
 	// QPS against the cache listener, warmed, and kubernetes; memory before
 	// a forced collection beside that after one.
@@ -86,6 +87,22 @@ func TestSmoke(t *testing.T) {
 			if !regexp.MustCompile(row + duration + ` \| [1-9][0-9]* \| [1-9][0-9]* \| [0-9]+ \| [0-9]+ \|`).Match(md) {
 				t.Errorf("the report has no rolling restart figures for %s in the shape %s:\n%s", setup, sh, md)
 			}
+		}
+	}
+	// The unready names case: its two targets, and a row of figures for
+	// each of its rows, every pod name answered, the Service's name asked.
+	for _, re := range []string{
+		`\| unready pod names, kubeadm: p99 address in a slice to answer \| <= 1\.2x or 50ms over stock \| ` + duration + ` vs ` + duration + ` \|`,
+		`\| unready pod names, kubeadm: Service name answers holding an unready pod \| 0 \| [0-9]+ vs [0-9]+ of [1-9][0-9]* vs [1-9][0-9]* answers \|`,
+	} {
+		if !regexp.MustCompile(`(?m)^` + re).Match(md) {
+			t.Errorf("the report has no target row\n%s\n%s", re, md)
+		}
+	}
+	for _, row := range unreadyCases {
+		re := `(?m)^\| ` + regexp.QuoteMeta(row.name) + ` \| [^|]+ \| [0-9]+ of 10 \| ` + strings.Repeat(duration+` \| `, 3) + `0 \| ` + duration + ` \| [0-9]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`
+		if !regexp.MustCompile(re).Match(md) {
+			t.Errorf("the report has no unready names figures for %s:\n%s", row.name, md)
 		}
 	}
 	// The in-process rows, read from the Go benchmark output.

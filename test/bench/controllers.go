@@ -93,6 +93,11 @@ func runControllers(ctx context.Context, b *bench) error {
 			return fmt.Errorf("controllers, %s: %w", sh, err)
 		}
 	}
+	if b.cfg.unreadyFor > 0 {
+		if err := b.measureUnreadyNames(ctx); err != nil {
+			return fmt.Errorf("controllers, unready names: %w", err)
+		}
+	}
 	b.rep.ctl.took = time.Since(begin)
 	return nil
 }

@@ -51,6 +51,10 @@ type config struct {
 	gangMaxUnavailable string
 	gangWait           time.Duration
 	staleWait          time.Duration
+	// Its unready names case: two StatefulSets of gangPods pods whose
+	// pods stay unready for unreadyFor to 1.2x unreadyFor after they get
+	// their addresses; 0 skips it.
+	unreadyFor time.Duration
 
 	// only names the scenarios to run, all when empty.
 	only []string
@@ -108,6 +112,7 @@ func main() {
 	flag.StringVar(&cfg.gangMaxUnavailable, "gang-max-unavailable", "10%", "maxUnavailable of the StatefulSet's rolling update, a count or a percentage")
 	flag.DurationVar(&cfg.gangWait, "gang-wait", 5*time.Minute, "how long the peers ask for the pods' names while the StatefulSet starts")
 	flag.DurationVar(&cfg.staleWait, "stale-wait", 45*time.Second, "how long after the rollout the peers ask for the pods' new addresses")
+	flag.DurationVar(&cfg.unreadyFor, "unready-for", 10*time.Second, "how long the pods of the controllers scenario's unready names case stay unready once they have an address (up to 1.2x, at random); 0 skips the case")
 	only := flag.String("only", "", "run only these scenarios, comma-separated, of "+strings.Join(scenarios, ", ")+
 		"; the report then goes to -out, by default build/BENCHMARKS-<scenarios>.md, not BENCHMARKS.md")
 	flag.Parse()
@@ -158,7 +163,7 @@ func smokeConfig(cfg config) config {
 	cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
 	cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, cfg.reps, cfg.outage, cfg.settle = 40, 10, 10, 1, time.Second, time.Second
 	cfg.big, cfg.bigWrites = []bigSize{{300, 10}, {1000, 50}}, 5
-	cfg.gangPods, cfg.gangMaxUnavailable, cfg.gangWait, cfg.staleWait = 10, "50%", 2*time.Minute, 10*time.Second
+	cfg.gangPods, cfg.gangMaxUnavailable, cfg.gangWait, cfg.staleWait, cfg.unreadyFor = 10, "50%", 2*time.Minute, 10*time.Second, 3*time.Second
 	return cfg
 }
 

@@ -27,6 +27,9 @@ type incarnation struct {
 	// published is when it was first seen as a ready endpoint of an
 	// EndpointSlice: what the DNS servers serve from.
 	published time.Time
+	// listed is when it was first seen as an endpoint of an EndpointSlice,
+	// ready or not: once its address is there.
+	listed time.Time
 }
 
 // live reports whether the incarnation was Ready for longer than lag at t,
@@ -103,7 +106,7 @@ func (w *podWatch) saw(obj any, deleted bool) {
 }
 
 // published records the pods that obj, an EndpointSlice seen now, holds as
-// ready endpoints.
+// endpoints with an address (listed), and as ready endpoints (published).
 func (w *podWatch) published(obj any) {
 	s, ok := obj.(*discovery.EndpointSlice)
 	if !ok {
@@ -113,11 +116,18 @@ func (w *podWatch) published(obj any) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range s.Endpoints {
-		if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || e.Conditions.Ready == nil || !*e.Conditions.Ready {
+		if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || len(e.Addresses) == 0 {
 			continue
 		}
+		ready := e.Conditions.Ready != nil && *e.Conditions.Ready
 		for _, in := range w.pods[e.TargetRef.Name] {
-			if in.uid == e.TargetRef.UID && in.published.IsZero() {
+			if in.uid != e.TargetRef.UID {
+				continue
+			}
+			if in.listed.IsZero() {
+				in.listed = now
+			}
+			if ready && in.published.IsZero() {
 				in.published = now
 			}
 		}

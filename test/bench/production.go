@@ -70,8 +70,9 @@ var shapes = []shape{kubeadmShape, helmShape, nodeLocalShape}
 // query it gets is the loop plugin's probe), a kubeconfig in both plugins
 // and the pprof plugin added, for the heap. Stock drops the headless block.
 // In the Helm chart's shape, kubeadm's cache block is the chart's plain
-// cache 30.
-func productionCorefile(shipped string, withHeadless bool, sh shape, kubeconfig string, p corefilePorts) (string, error) {
+// cache 30. The headless block gets options too, one a line, after its
+// kubeconfig.
+func productionCorefile(shipped string, withHeadless bool, sh shape, kubeconfig string, p corefilePorts, options ...string) (string, error) {
 	var out strings.Builder
 	var found []string
 	lines := strings.Split(strings.TrimRight(shipped, "\n"), "\n")
@@ -111,6 +112,11 @@ func productionCorefile(shipped string, withHeadless bool, sh shape, kubeconfig 
 				continue
 			}
 			l += fmt.Sprintf("\n%s    kubeconfig %s", m[1], kubeconfig)
+			if m[2] == "headless" {
+				for _, o := range options {
+					l += fmt.Sprintf("\n%s    %s", m[1], o)
+				}
+			}
 		}
 		out.WriteString(l + "\n")
 	}
@@ -219,6 +225,12 @@ func (b *bench) startSetup(ctx context.Context, setup string, cpu int, sh shape,
 // metered. In NodeLocal DNSCache's shape the node cache starts too, on the
 // same CPU. It returns once the processes serve.
 func (b *bench) startShape(ctx context.Context, setup string, cpu int, sh shape, metered bool) (*prodProc, error) {
+	return b.startShapeWith(ctx, setup, cpu, sh, metered)
+}
+
+// startShapeWith is startShape with options added to the drop-in's headless
+// block.
+func (b *bench) startShapeWith(ctx context.Context, setup string, cpu int, sh shape, metered bool, options ...string) (*prodProc, error) {
 	ports, err := testkit.FreePorts(7)
 	if err != nil {
 		return nil, err
@@ -235,7 +247,7 @@ func (b *bench) startShape(ctx context.Context, setup string, cpu int, sh shape,
 	switch setup {
 	case stock, dropIn:
 		corefile, err = productionCorefile(b.shipped, setup == dropIn, sh, kubeconfig,
-			corefilePorts{ports[0], ports[2], ports[3], ports[4], ports[1], ports[5]})
+			corefilePorts{ports[0], ports[2], ports[3], ports[4], ports[1], ports[5]}, options...)
 	default:
 		corefile = testkit.Block{
 			Port: ports[0], Pprof: ports[1],

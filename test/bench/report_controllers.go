@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/headlessdns/headless/test/cluster"
 )
 
 // controllersFigures holds the figures of the controllers scenario.
@@ -13,12 +15,60 @@ type controllersFigures struct {
 	rolloutTook        map[shape]time.Duration
 	maxUnavailableKept bool          // the API server kept the StatefulSet's maxUnavailable
 	took               time.Duration // the whole scenario
+	// The unready names case, by row (unreadyCases); empty when it did
+	// not run.
+	unready     map[string]unreadyResult
+	unreadyTook time.Duration // from the create to the end of the asking
 }
 
 func newControllersFigures() controllersFigures {
 	return controllersFigures{
 		gang: map[shape]map[string]gangResult{}, rollout: map[shape]map[string]rolloutResult{}, rolloutTook: map[shape]time.Duration{},
+		unready: map[string]unreadyResult{},
 	}
+}
+
+func (r *report) addUnready(row string, res unreadyResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctl.unready[row] = res
+}
+
+func (r *report) setUnreadyTook(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctl.unreadyTook = d
+}
+
+// The unready names case's target from issue 26: the drop-in's p99 from a
+// pod's address in a slice to its name's answer at most unreadyRatio times
+// stock's with publishNotReadyAddresses, or at most unreadySlack more.
+const (
+	unreadyRatio = 1.2
+	unreadySlack = 50 * time.Millisecond
+)
+
+// unreadyTargets are the unready names case's targets, when it ran: its
+// pod names answer as soon as with publishNotReadyAddresses, and its
+// Service's name holds no unready pod.
+func (c *controllersFigures) unreadyTargets() []target {
+	if len(c.unready) == 0 {
+		return nil
+	}
+	d, s := c.unready[dropInUnready], c.unready[stockPublished]
+	dp, sp := percentile(d.fromSlice, 0.99), percentile(s.fromSlice, 0.99)
+	names := atMost(fmt.Sprintf("unready pod names, %s: p99 address in a slice to answer", unreadyShape),
+		fmt.Sprintf("<= %gx or %s over stock", unreadyRatio, short(unreadySlack)),
+		fmt.Sprintf("%s vs %s", short(dp), short(sp)), float64(dp), float64(sp), unreadyRatio)
+	if d.unanswered > 0 || s.unanswered > 0 {
+		names.measured += fmt.Sprintf(" (%d vs %d names unanswered)", d.unanswered, s.unanswered)
+	}
+	names.met = len(d.fromSlice) > 0 && d.unanswered == 0 && (float64(dp) <= unreadyRatio*float64(sp) || dp <= sp+unreadySlack)
+	service := atMost(fmt.Sprintf("unready pod names, %s: Service name answers holding an unready pod", unreadyShape), "0",
+		fmt.Sprintf("%d vs %d of %d vs %d answers", d.serviceUnready, s.serviceUnready, d.serviceAnswers, s.serviceAnswers),
+		float64(d.serviceUnready), float64(s.serviceUnready), 0)
+	service.met = d.serviceAnswers > 0 && d.serviceUnready == 0
+	return []target{names, service}
 }
 
 func (r *report) addGang(sh shape, setup string, g gangResult) {
@@ -84,7 +134,7 @@ func (c *controllersFigures) targets() []target {
 		t.met = d.answers > 0 && d.wrong == 0
 		ts = append(ts, t)
 	}
-	return ts
+	return append(ts, c.unreadyTargets()...)
 }
 
 // write writes the controllers scenario's section of the report.
@@ -137,5 +187,25 @@ func (c *controllersFigures) write(b *strings.Builder, cfg config, ts []target) 
 	}
 	if len(examples) > 0 {
 		fmt.Fprintf(b, "\nThe first wrong or missing answers and never answered addresses of each setup (up to %d):\n\n```\n%s\n```\n", maxExamples, strings.Join(examples, "\n"))
+	}
+	if len(c.unready) > 0 {
+		c.writeUnready(b, cfg)
+	}
+}
+
+// writeUnready writes the unready names case's paragraph and table.
+func (c *controllersFigures) writeUnready(b *strings.Builder, cfg config) {
+	fmt.Fprintf(b, "\n**Unready names.** Pods that have their addresses and stay unready for a while, as the members of a StatefulSet or a training job do while they find each other: two StatefulSets of %d pods each, `podManagementPolicy: Parallel`, created at once, their pods labelled `%s: \"true\"`, which kwok's stages for them make Running with an address and `Ready=False` at once, and `Ready=True` %s to %s later (uniformly at random). ", cfg.gangPods, cluster.SlowReadyLabel, cfg.unreadyFor, cfg.unreadyFor*6/5)
+	fmt.Fprintf(b, "`%s` is under a headless Service with `publishNotReadyAddresses` false and the annotation `%s: \"true\"`; `%s` under one with `publishNotReadyAddresses: true`, the stock workaround, which the EndpointSlice controller lists as ready endpoints from the start. ", unreadySet, unreadyNamesAnnotation, publishedSet)
+	fmt.Fprintf(b, "Each row has a process of its own, all running at once in %s's shape, whose cache keeps nothing of cluster.local: stock (`deploy/Corefile` without the headless block) asked for the names of `%s`; the drop-in (with `unready_names annotated` added to its headless block) asked for those of `%s`; and another stock asked for those of `%s` (neither: the names wait for Ready). ", unreadyShape, publishedSet, unreadySet, unreadySet)
+	fmt.Fprintf(b, "For each row a peer asks for every pod's name every %s, as in the gang start, until it answers with an address, and another asks for the Service's own name every %s over TCP, so that every address of the answer is seen; from just before the create until every name answered and the bench saw every pod Ready, which took %s. ", peerInterval, serviceEvery, c.unreadyTook.Round(100*time.Millisecond))
+	b.WriteString("Address in a slice to answer is, per pod, the time from when the bench's watch of the EndpointSlices first saw the pod as an endpoint, ready or not, to the first answer with an address, 0 if that came first; answered before Ready counts the names whose first address came before the bench saw the pod Ready; slice to Ready is the time from the first to when the bench saw the pod Ready, the time its name waits without the option. ")
+	b.WriteString("An answer for the Service's name holds an unready pod when it holds the address of a pod of the set that the bench had not seen Ready when the answer came.\n\n")
+	b.WriteString("| unready names | Service | answered before Ready | address in a slice to answer p50 | p99 | max | unanswered | slice to Ready p50 | NXDOMAIN answers | questions | Service name answers | holding an unready pod | unready pods in them |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range unreadyCases {
+		r := c.unready[row.name]
+		fmt.Fprintf(b, "| %s | `%s` | %d of %d | %s | %s | %s | %d | %s | %d | %d | %d | %d | %d |\n", row.name, strings.TrimSuffix(setService(row.set), "."),
+			r.beforeReady, cfg.gangPods, short(percentile(r.fromSlice, 0.5)), short(percentile(r.fromSlice, 0.99)), short(percentile(r.fromSlice, 1)),
+			r.unanswered, short(percentile(r.toReady, 0.5)), r.nxdomain, r.asked, r.serviceAnswers, r.serviceUnready, r.unreadyPods)
 	}
 }

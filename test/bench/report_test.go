@@ -178,3 +178,74 @@ func TestCacheListener(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadyTargets checks the unready names case's targets: the drop-in's
+// p99 from a pod's address in a slice to its name's answer within 1.2x or
+// 50ms of stock's with publishNotReadyAddresses, every name answered, and
+// no answer for the Service's name holding an unready pod; none when the
+// case did not run.
+func TestUnreadyTargets(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	stockRow := unreadyResult{fromSlice: ms(100, 300), serviceAnswers: 120, serviceUnready: 90}
+	tests := []struct {
+		drop                 unreadyResult
+		names, service       bool
+		namesFig, serviceFig string
+	}{
+		{unreadyResult{fromSlice: ms(100, 360), serviceAnswers: 118}, true, true, "360ms vs 300ms", "0 vs 90 of 118 vs 120 answers"},
+		{unreadyResult{fromSlice: ms(100, 361), serviceAnswers: 118}, false, true, "361ms vs 300ms", ""},
+		{unreadyResult{fromSlice: ms(100, 350), serviceAnswers: 118, serviceUnready: 1}, true, false, "", "1 vs 90 of 118 vs 120 answers"},
+		{unreadyResult{fromSlice: ms(100, 300), serviceAnswers: 118, unanswered: 1}, false, true, "300ms vs 300ms (1 vs 0 names unanswered)", ""},
+		{unreadyResult{}, false, false, "0s vs 300ms", "0 vs 90 of 0 vs 120 answers"},
+	}
+	for i, tc := range tests {
+		c := newControllersFigures()
+		c.unready[stockPublished], c.unready[dropInUnready] = stockRow, tc.drop
+		ts := c.unreadyTargets()
+		if len(ts) != 2 {
+			t.Fatalf("test %d: %d targets, want 2", i, len(ts))
+		}
+		for j, want := range []struct {
+			met bool
+			fig string
+		}{{tc.names, tc.namesFig}, {tc.service, tc.serviceFig}} {
+			if ts[j].met != want.met || want.fig != "" && ts[j].measured != want.fig {
+				t.Errorf("test %d: %s: measured %q, met %t; want %q, met %t", i, ts[j].name, ts[j].measured, ts[j].met, want.fig, want.met)
+			}
+		}
+	}
+	// 50ms over a fast stock is within the target, though above 1.2x.
+	c := newControllersFigures()
+	c.unready[stockPublished] = unreadyResult{fromSlice: ms(20), serviceAnswers: 1}
+	c.unready[dropInUnready] = unreadyResult{fromSlice: ms(70), serviceAnswers: 1}
+	if ts := c.unreadyTargets(); !ts[0].met || ts[0].want != "<= 1.2x or 50ms over stock" {
+		t.Errorf("70ms vs 20ms: %+v, want met against <= 1.2x or 50ms over stock", ts[0])
+	}
+	c.unready[dropInUnready] = unreadyResult{fromSlice: ms(71), serviceAnswers: 1}
+	if ts := c.unreadyTargets(); ts[0].met {
+		t.Errorf("71ms vs 20ms: met, want missed")
+	}
+	if e := newControllersFigures(); len(e.targets()) != 6 {
+		t.Errorf("without the case: %d controllers targets, want 6", len(e.targets()))
+	}
+	// The section's table: a row of each of the case's rows.
+	c.unreadyTook = 13 * time.Second
+	var b strings.Builder
+	c.writeUnready(&b, config{gangPods: 2, unreadyFor: 10 * time.Second})
+	for _, want := range []string{
+		"`Ready=True` 10s to 12s later",
+		"| drop-in, unready_names | `unready.gang.svc.cluster.local` | 0 of 2 | 71ms | 71ms | 71ms | 0 | 0s | 0 | 0 | 1 | 0 | 0 |",
+		"| stock, publishNotReadyAddresses | `published.gang.svc.cluster.local` | 0 of 2 | 20ms | 20ms | 20ms | 0 | 0s | 0 | 0 | 1 | 0 | 0 |",
+		"| stock, neither | `unready.gang.svc.cluster.local` |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}

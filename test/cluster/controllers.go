@@ -69,7 +69,11 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 	if err := c.startScheduler(ctx, bins.scheduler, ports[1]); err != nil {
 		return err
 	}
-	if err := c.startKwok(bins.kwok, bins.kwokStages, ports[2]); err != nil {
+	stages, err := c.writeKwokStages(bins.kwokStages)
+	if err != nil {
+		return err
+	}
+	if err := c.startKwok(bins.kwok, stages, ports[2]); err != nil {
 		return err
 	}
 	if err := c.createNodes(ctx); err != nil {
@@ -199,7 +203,7 @@ func (c *Cluster) startScheduler(ctx context.Context, bin string, port int) erro
 }
 
 // startKwok starts kwok for the nodes annotated kwok.x-k8s.io/node: fake,
-// playing stages, with pod addresses from Options.PodCIDR. Whether it runs
+// playing the stages file stages (see kwokStages), with pod addresses from Options.PodCIDR. Whether it runs
 // shows in the nodes: waitForNodes.
 func (c *Cluster) startKwok(bin, stages string, port int) error {
 	args := []string{
