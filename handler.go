@@ -18,7 +18,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	qname := state.Name()
 	zone := matchZone(h.Zones, qname)
 	if zone == "" {
-		h.requests.count(ctx, passed)
+		countRequest(ctx, passed)
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 	state.Zone = state.QName()[len(qname)-len(zone):] // the zone as the client wrote it
@@ -28,10 +28,10 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	case state.QType() == dns.TypeAXFR || state.QType() == dns.TypeIXFR:
 		// Zone transfers are the transfer plugin's (see xfr.go).
 		if h.Fall.Through(qname) {
-			h.requests.count(ctx, passed)
+			countRequest(ctx, passed)
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
-		h.requests.count(ctx, refused)
+		countRequest(ctx, refused)
 		return dns.RcodeRefused, nil
 	case qname == nameServerLabel+zone && state.QType() != dns.TypePTR:
 		res = h.nameServer(state)
@@ -47,7 +47,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 
 	if res.rcode == dns.RcodeNameError || !res.ours {
 		if h.Fall.Through(qname) && !(res.ours && (h.negativeTTL != nil || h.extendedErrors)) {
-			h.requests.count(ctx, passed)
+			countRequest(ctx, passed)
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
 	}
@@ -71,7 +71,7 @@ func (h *Headless) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		explain(m, r, res.why)
 	}
 	w.WriteMsg(m)
-	h.requests.count(ctx, outcomeOf(m))
+	countRequest(ctx, outcomeOf(m))
 	return dns.RcodeSuccess, nil
 }
 

@@ -37,7 +37,6 @@ type Headless struct {
 	index    *index
 	watcher  *watcher
 	upstream *upstream.Upstream // resolves the targets of FQDN endpoints
-	requests requestCounters    // what it did with each question
 }
 
 // Name implements the plugin.Handler interface.
