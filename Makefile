@@ -54,14 +54,14 @@ test: coredns tools
 # against kubernetes on headless services only, the production shape
 # (deploy/Corefile with and without headless on a cluster mix of 20000
 # services, one in ten headless), big services (one of 10000 and one of
-# 50000 endpoints whose slices change, each plugin alone), and controllers
+# 50000 endpoints whose slices change, each plugin alone), controllers
 # (stock and drop-in in each shape while the real controllers start a
 # StatefulSet of 1000 pods all at once and roll it, simulated peers asking
-# for every pod's name), each on a control plane of its own; writes
-# BENCHMARKS.md and BENCHMARKS.svg in about 31 minutes, and the controllers
-# about 5 minutes more. `go run ./test/bench -only big-service -out FILE` runs one part. BENCH_FLAGS=-large=100000
-# adds the 1M endpoint workload for memory and start time (about 15 more
-# minutes); go run ./test/bench -h lists the other sizes.
+# for every pod's name) and the largest clusters (a training job of 65000
+# pods started at once, and 1000000 endpoints in 100000 services, each
+# plugin alone), each on a control plane of its own; writes BENCHMARKS.md
+# and BENCHMARKS.svg. `go run ./test/bench -only largest -out FILE` runs one
+# part; go run ./test/bench -h lists the sizes.
 .PHONY: bench
 bench: coredns tools
 	mkdir -p build

@@ -103,6 +103,26 @@ func BenchmarkIndexUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkGangStart adds the 650 slices of a 65000-pod job's service one
+// at a time, as the watch delivers them when the job starts all at once:
+// each add publishes a view of the service (the gang start of make bench's
+// largest clusters).
+func BenchmarkGangStart(b *testing.B) {
+	objs := bigService("bench", "job", 65000)
+	var ess []*endpointSlice
+	for _, s := range objs.Slices {
+		ess = append(ess, toEndpointSlice(s, transformOptions{}))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ix := newIndex()
+		ix.apply(services, &service{objectMeta: objectMeta{name: "job", namespace: "bench"}, headless: true})
+		for _, s := range ess {
+			ix.apply(controllerSlices, s)
+		}
+	}
+}
+
 // bigService is a headless service with n endpoints with hostnames, in
 // slices of 100 with the names the EndpointSlice controller gives, and two
 // ports.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"hash/maphash"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -52,6 +53,9 @@ type serviceTable struct {
 	// published and endpoints count the views and their endpoint
 	// addresses, for the gauges.
 	published, endpoints int
+	// pending holds the services changed since their views were last
+	// published; only writers use it.
+	pending map[string]bool
 }
 
 // serviceEntry is one service name: whether a headless Service of that name
@@ -87,7 +91,7 @@ func newIndex() *index {
 }
 
 func newServiceTable() serviceTable {
-	return serviceTable{services: map[string]*serviceEntry{}, owners: map[string]sliceOwner{}, namespaces: map[string]int{}}
+	return serviceTable{services: map[string]*serviceEntry{}, owners: map[string]sliceOwner{}, namespaces: map[string]int{}, pending: map[string]bool{}}
 }
 
 func (ix *index) table(multicluster bool) *serviceTable {
@@ -168,48 +172,62 @@ func (ix *index) size() (services, endpoints int) {
 // an EndpointSlice or a Namespace, reduced. It reports whether a view
 // changed.
 func (ix *index) apply(w watchID, obj any) bool {
-	ix.write.Lock()
-	defer ix.write.Unlock()
-	changed := map[string]bool{}
-	switch o := obj.(type) {
-	case *service:
-		ix.markService(w.multicluster(), o, o.headless, changed)
-	case *endpointSlice:
-		ix.putSlice(w, o, changed)
-	case *objectMeta:
-		ix.setNamespace(o.name, true)
-	}
-	return ix.refresh(w.multicluster(), changed)
+	ix.stage(w, obj, false)
+	return ix.flush(w.multicluster())
 }
 
-// remove records that obj is gone from watch w. A slice that another watch
-// holds now (its managed-by label changed) stays: the watches tell of the
-// move in either order.
+// remove records that obj is gone from watch w, and reports whether a view
+// changed.
 func (ix *index) remove(w watchID, obj any) bool {
+	ix.stage(w, obj, true)
+	return ix.flush(w.multicluster())
+}
+
+// stage records obj, or that it is gone, as apply and remove do, but leaves
+// the views it changes to flush, so that the reflectors' stores can publish
+// a burst of changes at once. It reports whether obj changes a view. A
+// slice that another watch holds now (its managed-by label changed) stays
+// when gone: the watches tell of the move in either order.
+func (ix *index) stage(w watchID, obj any, gone bool) bool {
 	ix.write.Lock()
 	defer ix.write.Unlock()
 	changed := map[string]bool{}
 	switch o := obj.(type) {
 	case *service:
-		ix.markService(w.multicluster(), o, false, changed)
+		ix.markService(w.multicluster(), o, o.headless && !gone, changed)
 	case *endpointSlice:
 		key := o.namespace + "/" + o.name
-		if owner, ok := ix.table(w.multicluster()).owners[key]; ok && owner.watch == w {
+		switch owner, ok := ix.table(w.multicluster()).owners[key]; {
+		case !gone:
+			ix.putSlice(w, o, changed)
+		case ok && owner.watch == w:
 			ix.dropSlice(w.multicluster(), key, changed)
 		}
 	case *objectMeta:
-		ix.setNamespace(o.name, false)
+		ix.setNamespace(o.name, !gone)
 	}
-	return ix.refresh(w.multicluster(), changed)
+	maps.Copy(ix.table(w.multicluster()).pending, changed)
+	return len(changed) > 0
+}
+
+// flush publishes the views of the services changed since they were last
+// published, and reports whether any was.
+func (ix *index) flush(multicluster bool) bool {
+	ix.write.Lock()
+	defer ix.write.Unlock()
+	t := ix.table(multicluster)
+	published := ix.refresh(multicluster, t.pending)
+	clear(t.pending)
+	return published
 }
 
 // replace makes objs the only objects of watch w, as a list says. Each
-// service that changed is published once.
+// service that changed, or that a change staged before, is published once.
 func (ix *index) replace(w watchID, objs []any) {
 	ix.write.Lock()
 	defer ix.write.Unlock()
 	t := ix.table(w.multicluster())
-	changed := map[string]bool{}
+	changed := t.pending
 	switch w {
 	case namespaces:
 		exposed := make(map[string]bool, len(objs))
@@ -246,6 +264,7 @@ func (ix *index) replace(w watchID, objs []any) {
 		}
 	}
 	ix.refresh(w.multicluster(), changed)
+	clear(changed)
 }
 
 // markService records whether the service s is headless, and its policy,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -477,4 +478,74 @@ func anys[T any](xs []T) []any {
 func (ix *index) view(name string) *serviceView {
 	v, _ := ix.lookup(false, name, "ns")
 	return v
+}
+
+// TestHostIndexResizes grows a service one slice at a time past the point
+// where its hostIndex takes more shards, then shrinks it back: after each
+// change, the index made incrementally finds every label where one made
+// from scratch does, and no other.
+func TestHostIndexResizes(t *testing.T) {
+	seed := maphash.MakeSeed()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var (
+		all  []*endpointSlice
+		x    *hostIndex
+		most int
+	)
+	// Each slice holds 100 labels, a few of them also in another slice.
+	newSlice := func(i int) *endpointSlice {
+		s := &endpointSlice{objectMeta: objectMeta{name: fmt.Sprintf("s%03d", i)}}
+		for k := range 100 {
+			label := fmt.Sprintf("pod-%d", i*100+k)
+			if rnd.IntN(20) == 0 {
+				label = fmt.Sprintf("pod-%d", rnd.IntN((i+1)*100))
+			}
+			s.endpoints = append(s.endpoints, sliceEndpoint{host: label})
+		}
+		return s
+	}
+	// matches fails unless x finds every label where want does, and no other.
+	matches := func(what string, x, want *hostIndex) {
+		t.Helper()
+		held := 0
+		for _, shard := range x.shards {
+			held += len(shard)
+		}
+		if x.labels != want.labels || held != want.labels {
+			t.Fatalf("%s: %d labels (%d held), want %d", what, x.labels, held, want.labels)
+		}
+		for _, shard := range want.shards {
+			for _, h := range shard {
+				if got, _ := x.get(h.label); got != h.hostEntry {
+					t.Fatalf("%s: %s at %+v, want %+v", what, h.label, got, h.hostEntry)
+				}
+			}
+		}
+	}
+	var before *hostIndex // made from scratch for x
+	check := func(what string, gone, added []*endpointSlice) {
+		t.Helper()
+		prev := x
+		x = nextHostIndex(x, seed, all, gone, added)
+		if prev != nil {
+			matches(what+", the index before", prev, before)
+		}
+		before = indexHosts(seed, all)
+		matches(what, x, before)
+		most = max(most, len(x.shards))
+	}
+	for i := range 120 {
+		s := newSlice(i)
+		all = append(all, s)
+		check(fmt.Sprintf("slice %d added", i), nil, []*endpointSlice{s})
+	}
+	for len(all) > 8 {
+		i := rnd.IntN(len(all))
+		gone := all[i]
+		all = slices.Delete(all, i, i+1)
+		check(fmt.Sprintf("%s deleted", gone.name), []*endpointSlice{gone}, nil)
+	}
+	if most <= minHostShards || len(x.shards) >= most {
+		t.Errorf("the index had up to %d shards and has %d at the end, want more than %d and then fewer", most, len(x.shards), minHostShards)
+	}
 }

@@ -3,7 +3,6 @@ package headless
 import (
 	"cmp"
 	"hash/maphash"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -179,50 +178,131 @@ func (sel *selection) selectsAny() bool {
 }
 
 // hostIndex finds the slice that holds an endpoint label in a service of
-// many slices, so that a pod's name costs a map lookup rather than a search
-// of every slice (big services in make bench, pod names at the wire). Its
-// maps are shards by hash, copied on write, so that a view shares those that
-// a change leaves alone and an update copies only the shards of the labels
-// that came or went (BenchmarkIndexUpdate).
+// many slices, so that a pod's name costs a search of a few labels rather
+// than of every slice (big services in make bench, pod names at the wire).
+// Its shards, by hash, are sorted lists copied on write, so that a view
+// shares those that a change leaves alone and an update copies only the
+// shards of the labels that came or went (BenchmarkIndexUpdate). They are
+// more as the service grows, so that a slice of new labels copies a few
+// short lists rather than most of the index (BenchmarkGangStart, the gang
+// start of make bench's largest clusters).
 type hostIndex struct {
 	seed   maphash.Seed
-	shards [hostShards]map[string]hostEntry
+	shards [][]hostLabel // a power of two of them, each sorted by label
+	labels int
 }
 
-// hostEntry says where a label (in lower case) is: in how many slices, and
-// the name of the slice when there is one.
+// hostLabel is a label (in lower case) and where it is.
+type hostLabel struct {
+	label string
+	hostEntry
+}
+
+// hostEntry says where a label is: in how many slices, and the name of the
+// slice when there is one.
 type hostEntry struct {
 	slice  string
 	slices int32
 }
 
 const (
-	hostShards = 64
 	// minIndexedSlices is the number of slices from which a service has a
 	// hostIndex (index.indexedSlices but in tests): searching fewer costs
-	// less than the map.
+	// less than the index.
 	minIndexedSlices = 8
+	// A hostIndex has at least minHostShards shards, and about
+	// labelsPerShard labels in each: it is made again with more shards
+	// when they hold twice as many, and with fewer when they hold a
+	// quarter.
+	minHostShards  = 64
+	labelsPerShard = 16
 )
 
+// hostShards is the number of shards for labels.
+func hostShards(labels int) int {
+	n := minHostShards
+	for n*labelsPerShard < labels {
+		n *= 2
+	}
+	return n
+}
+
 func (x *hostIndex) shard(label string) int {
-	return int(maphash.String(x.seed, label) % hostShards)
+	return int(maphash.String(x.seed, label) & uint64(len(x.shards)-1))
+}
+
+// find returns the position of label in its shard i, or where it would go.
+func (x *hostIndex) find(i int, label string) (int, bool) {
+	return slices.BinarySearchFunc(x.shards[i], label, func(h hostLabel, label string) int { return strings.Compare(h.label, label) })
 }
 
 func (x *hostIndex) get(label string) (hostEntry, bool) {
-	e, ok := x.shards[x.shard(label)][label]
-	return e, ok
+	i := x.shard(label)
+	if j, ok := x.find(i, label); ok {
+		return x.shards[i][j].hostEntry, true
+	}
+	return hostEntry{}, false
 }
 
-// nextHostIndex returns the hostIndex of slices from prev, the index of the
-// slices before gone left and added joined; without prev it indexes them all.
-func nextHostIndex(prev *hostIndex, seed maphash.Seed, slices, gone, added []*endpointSlice) *hostIndex {
-	next := &hostIndex{seed: seed}
-	if prev != nil {
-		next.shards = prev.shards
-		gone, added = changedLabels(gone, added)
-	} else {
-		gone, added = nil, slices
+// indexHosts returns the hostIndex of all. Its shards share one array,
+// filled shard by shard.
+func indexHosts(seed maphash.Seed, all []*endpointSlice) *hostIndex {
+	endpoints := 0
+	for _, s := range all {
+		endpoints += len(s.endpoints)
 	}
+	x := &hostIndex{seed: seed, shards: make([][]hostLabel, hostShards(endpoints))}
+	type placed struct {
+		shard int
+		hostLabel
+	}
+	labels := make([]placed, 0, endpoints)
+	ends := make([]int, len(x.shards)+1) // ends[i+1]: where shard i ends
+	for _, s := range all {
+		for _, label := range s.labels() {
+			i := x.shard(label)
+			labels = append(labels, placed{i, hostLabel{label, hostEntry{s.name, 1}}})
+			ends[i+1]++
+		}
+	}
+	for i := range x.shards {
+		ends[i+1] += ends[i]
+	}
+	backing := make([]hostLabel, len(labels))
+	next := slices.Clone(ends[:len(x.shards)])
+	for _, p := range labels {
+		backing[next[p.shard]] = p.hostLabel
+		next[p.shard]++
+	}
+	for i := range x.shards {
+		shard := backing[ends[i]:ends[i+1]:ends[i+1]]
+		slices.SortFunc(shard, func(a, b hostLabel) int { return strings.Compare(a.label, b.label) })
+		// A label of several slices is kept once, with their number.
+		kept := shard[:0]
+		for _, h := range shard {
+			if n := len(kept); n > 0 && kept[n-1].label == h.label {
+				kept[n-1].slice, kept[n-1].slices = "", kept[n-1].slices+1
+				continue
+			}
+			kept = append(kept, h)
+		}
+		x.shards[i] = kept
+		x.labels += len(kept)
+	}
+	return x
+}
+
+// nextHostIndex returns the hostIndex of all from prev, the index of the
+// slices before gone left and added joined; without prev it indexes them all.
+func nextHostIndex(prev *hostIndex, seed maphash.Seed, all, gone, added []*endpointSlice) *hostIndex {
+	if prev == nil {
+		return indexHosts(seed, all)
+	}
+	gone, added = changedLabels(gone, added)
+	if len(gone) == 0 && len(added) == 0 {
+		return prev
+	}
+	next := &hostIndex{seed: seed, shards: slices.Clone(prev.shards), labels: prev.labels}
 	// How the number of slices that hold each label changes, and an added
 	// slice that holds it.
 	delta, gained := map[string]int32{}, map[string]string{}
@@ -237,10 +317,14 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, slices, gone, added []*en
 			gained[label] = s.name
 		}
 	}
-	var copied [hostShards]bool
+	copied := map[int]bool{}
 	for label, d := range delta {
 		i := next.shard(label)
-		old := next.shards[i][label]
+		j, found := next.find(i, label)
+		var old hostEntry
+		if found {
+			old = next.shards[i][j].hostEntry
+		}
 		e := hostEntry{slices: old.slices + d}
 		if e.slices == 1 {
 			name, ok := gained[label]
@@ -249,7 +333,7 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, slices, gone, added []*en
 			case old.slices == 1 && !sliceNamed(gone, old.slice):
 				name = old.slice
 			default:
-				name = holder(label, slices) // left to a slice that did not change
+				name = holder(label, all) // left to a slice that did not change
 			}
 			e.slice = name
 		}
@@ -257,17 +341,22 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, slices, gone, added []*en
 			continue
 		}
 		if !copied[i] {
-			next.shards[i] = maps.Clone(next.shards[i])
-			if next.shards[i] == nil {
-				next.shards[i] = map[string]hostEntry{}
-			}
+			next.shards[i] = slices.Clone(next.shards[i])
 			copied[i] = true
 		}
-		if e.slices <= 0 {
-			delete(next.shards[i], label)
-		} else {
-			next.shards[i][label] = e
+		switch {
+		case e.slices <= 0:
+			next.shards[i] = slices.Delete(next.shards[i], j, j+1)
+			next.labels--
+		case found:
+			next.shards[i][j].hostEntry = e
+		default:
+			next.shards[i] = slices.Insert(next.shards[i], j, hostLabel{label, e})
+			next.labels++
 		}
+	}
+	if n := len(next.shards); next.labels > 2*n*labelsPerShard || (n > minHostShards && 4*next.labels < n*labelsPerShard) {
+		return indexHosts(seed, all)
 	}
 	return next
 }

@@ -161,10 +161,12 @@ func must[T any](v *T, err error) T {
 // transform from lw, with the field selector field unless empty.
 func (w *watcher) add(id watchID, name string, transform func(any) any, field string, lw cache.ListerWatcher) {
 	health := newWatchHealth(id)
-	st := &reflectorStore{name: name, watch: id, transform: transform, index: w.index, health: health, synced: make(chan struct{})}
+	api := &apiListWatch{what: name, field: field, lw: lw, health: health}
+	st := &reflectorStore{name: name, watch: id, transform: transform, index: w.index, health: health, backlog: api.backlog, synced: make(chan struct{})}
+	api.stopped = st.flush
 	logger := w.logger
 	w.stores = append(w.stores, st)
-	w.reflectors = append(w.reflectors, newReflector(&apiListWatch{what: name, field: field, lw: lw, health: health}, exampleObject(id), st, cache.ReflectorOptions{
+	w.reflectors = append(w.reflectors, newReflector(api, exampleObject(id), st, cache.ReflectorOptions{
 		Name:            name,
 		TypeDescription: name,
 		Backoff:         &backoff,
@@ -240,6 +242,9 @@ func (w *watcher) start() {
 func (w *watcher) stop() {
 	w.cancel()
 	w.done.Wait()
+	for _, st := range w.stores {
+		st.flush() // and its timer
+	}
 	w.index.clearGauges()
 }
 
@@ -274,36 +279,86 @@ func (w *watcher) waitForSync(timeout time.Duration) bool {
 // the watch delivered. It implements cache.ReflectorStore,
 // cache.TransformingStore (so that a streaming list keeps only reduced
 // objects) and cache.DoneChecker (done once the first list is in).
+//
+// A live change is published at once unless more events have arrived
+// behind it: the changes of a burst are then published together once the
+// burst is through, or once the first has waited maxStaged, so that a
+// service of many slices builds its view once for the burst rather than
+// once a slice (BenchmarkGangStart; the gang start of make bench's largest
+// clusters).
 type reflectorStore struct {
 	name      string
 	watch     watchID
 	transform func(any) any
 	index     *index
 	health    *watchHealth
+	backlog   func() int // events received and not yet delivered
+
+	mu          sync.Mutex
+	staged      []any // changes not yet published
+	stagedSince time.Time
+	timer       *time.Timer // publishes them if the burst goes on
 
 	synced chan struct{}
 	once   sync.Once
 }
+
+// maxStaged is how long a change may wait for the rest of its burst.
+const maxStaged = 20 * time.Millisecond
 
 // Add implements cache.ReflectorStore.
 func (s *reflectorStore) Add(obj any) error { return s.Update(obj) }
 
 // Update implements cache.ReflectorStore.
 func (s *reflectorStore) Update(obj any) error {
-	obj = s.transform(obj)
-	if s.index.apply(s.watch, obj) {
-		observeLatency(obj)
-	}
+	s.stage(obj, false)
 	return nil
 }
 
 // Delete implements cache.ReflectorStore.
 func (s *reflectorStore) Delete(obj any) error {
-	obj = s.transform(obj)
-	if s.index.remove(s.watch, obj) {
-		observeLatency(obj)
-	}
+	s.stage(obj, true)
 	return nil
+}
+
+// stage hands obj to the index, and publishes what is staged unless more
+// events wait behind it; then a timer publishes it at the latest maxStaged
+// after the first change staged.
+func (s *reflectorStore) stage(obj any, gone bool) {
+	obj = s.transform(obj)
+	changed := s.index.stage(s.watch, obj, gone)
+	s.mu.Lock()
+	if changed {
+		if len(s.staged) == 0 {
+			s.stagedSince = time.Now()
+		}
+		s.staged = append(s.staged, obj)
+	}
+	due := len(s.staged) > 0 && (s.backlog() == 0 || time.Since(s.stagedSince) >= maxStaged)
+	if len(s.staged) > 0 && !due && s.timer == nil {
+		s.timer = time.AfterFunc(maxStaged, s.flush)
+	}
+	s.mu.Unlock()
+	if due {
+		s.flush()
+	}
+}
+
+// flush publishes the staged changes.
+func (s *reflectorStore) flush() {
+	s.mu.Lock()
+	staged := s.staged
+	s.staged = nil
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	if s.index.flush(s.watch.multicluster()) {
+		for _, obj := range staged {
+			observeLatency(obj)
+		}
+	}
 }
 
 // Replace implements cache.ReflectorStore.
@@ -312,6 +367,7 @@ func (s *reflectorStore) Replace(objs []any, _ string) error {
 		objs[i] = s.transform(o)
 	}
 	s.index.replace(s.watch, objs)
+	s.flush()
 	s.health.heard()
 	s.once.Do(func() { close(s.synced) })
 	return nil
@@ -347,6 +403,17 @@ type apiListWatch struct {
 	lw          cache.ListerWatcher
 	noField     atomic.Bool
 	health      *watchHealth
+	watching    atomic.Pointer[observedWatch] // the last watch started
+	stopped     func()                        // called when a watch stops
+}
+
+// backlog is the number of events the last watch has received and not yet
+// delivered.
+func (a *apiListWatch) backlog() int {
+	if o := a.watching.Load(); o != nil {
+		return len(o.events)
+	}
+	return 0
 }
 
 // List implements cache.Lister.
@@ -383,7 +450,9 @@ func (a *apiListWatch) WatchWithContext(ctx context.Context, o meta.ListOptions)
 	if err != nil {
 		return w, err
 	}
-	return observe(w, a.health), nil
+	ow := observe(w, a.health, a.stopped)
+	a.watching.Store(ow)
+	return ow, nil
 }
 
 // record puts the outcome of a request in the watch's health. The errors
@@ -397,17 +466,20 @@ func (a *apiListWatch) record(ctx context.Context, err error) {
 	}
 }
 
-// observedWatch passes on the events of a watch and records the errors it
-// delivers, such as the 410 Gone of a resource version that is too old.
+// observedWatch passes on the events of a watch, holding the next one ready
+// so that the store can tell whether another event has come, and records
+// the errors it delivers, such as the 410 Gone of a resource version that
+// is too old.
 type observedWatch struct {
 	watch.Interface
 	events  chan watch.Event
 	stopped chan struct{}
 	stop    sync.Once
+	onStop  func()
 }
 
-func observe(w watch.Interface, health *watchHealth) watch.Interface {
-	o := &observedWatch{Interface: w, events: make(chan watch.Event), stopped: make(chan struct{})}
+func observe(w watch.Interface, health *watchHealth, onStop func()) *observedWatch {
+	o := &observedWatch{Interface: w, events: make(chan watch.Event, 1), stopped: make(chan struct{}), onStop: onStop}
 	go func() {
 		defer close(o.events)
 		for e := range w.ResultChan() {
@@ -427,10 +499,14 @@ func observe(w watch.Interface, health *watchHealth) watch.Interface {
 // ResultChan implements watch.Interface.
 func (o *observedWatch) ResultChan() <-chan watch.Event { return o.events }
 
-// Stop implements watch.Interface.
+// Stop implements watch.Interface; what the store staged from the watch is
+// published.
 func (o *observedWatch) Stop() {
 	o.stop.Do(func() { close(o.stopped) })
 	o.Interface.Stop()
+	if o.onStop != nil {
+		o.onStop()
+	}
 }
 
 // IsWatchListSemanticsUnSupported passes on what the wrapped ListerWatcher

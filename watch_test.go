@@ -2,6 +2,7 @@ package headless
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -232,5 +233,68 @@ func TestWatchNamespaceLabelsFailClosed(t *testing.T) {
 	h.index.replace(namespaces, []any{&objectMeta{name: "ns"}})
 	if !exposed("ns") || exposed("other") {
 		t.Error("after the list, the namespaces exposed are not those listed")
+	}
+}
+
+// TestStoreStagesBursts checks that the changes of a burst of events are
+// published together once no event waits behind them, and that a burst
+// that goes on is published after maxStaged all the same.
+func TestStoreStagesBursts(t *testing.T) {
+	ix := newIndex()
+	ix.apply(services, headlessService("svc"))
+	api := &apiListWatch{health: newWatchHealth(controllerSlices)}
+	st := &reflectorStore{watch: controllerSlices, transform: func(o any) any { return o }, index: ix, health: api.health, backlog: api.backlog}
+	api.stopped = st.flush
+	events := watch.NewFakeWithChanSize(10, false)
+	w := observe(events, api.health, api.stopped)
+	api.watching.Store(w)
+	defer w.Stop()
+	published := func() int {
+		v, _ := ix.lookup(false, "svc", "ns")
+		if v == nil {
+			return 0
+		}
+		return len(v.slices)
+	}
+	slice := func(i int) runtime.Object {
+		s := slim("svc", fmt.Sprintf("web-%d", i), fmt.Sprintf("10.0.0.%d", i))
+		s.name = fmt.Sprintf("svc-%d", i)
+		return s
+	}
+	// next receives the next event as the reflector does, once the one
+	// after it, if any, has come.
+	next := func(more bool) runtime.Object {
+		e := <-w.ResultChan()
+		for more && len(w.events) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		return e.Object
+	}
+	for i := range 3 {
+		events.Add(slice(i))
+	}
+	for i := range 3 {
+		st.Add(next(i < 2))
+		want := 0
+		if i == 2 {
+			want = 3 // the last of the burst publishes them all
+		}
+		if got := published(); got != want {
+			t.Fatalf("after event %d of 3, %d slices published, want %d", i+1, got, want)
+		}
+	}
+	// A burst that goes on: one event waits behind the change.
+	events.Add(slice(3))
+	events.Add(slice(4))
+	start := time.Now()
+	st.Add(next(true))
+	if got := published(); got != 3 {
+		t.Fatalf("with an event waiting, %d slices published, want 3", got)
+	}
+	for published() != 4 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("the change staged behind a waiting event was not published within a second")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

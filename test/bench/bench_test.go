@@ -38,10 +38,11 @@ func TestSmoke(t *testing.T) {
 	// memory, the live heap, start to serving and 2 of programming latency),
 	// 8 of the big services (4 a size), 7 in process, 13 of the production
 	// shape (2 for each of its 3 shapes), 8 of the controllers (2 a shape,
-	// and 2 of unready pod names).
+	// and 2 of unready pod names), 20 of the largest clusters (9 a workload,
+	// and 2 of the job's gang start).
 	rows := regexp.MustCompile(`(?m)^\| [^|]+\| [^|]+\| [^|]*[0-9][^|]*\| [0-9.]+x \| (yes|\*\*no\*\*) \|$`).FindAllString(string(md), -1)
-	if len(rows) != 49 {
-		t.Errorf("the report has %d target rows with figures, want 49:\n%s", len(rows), md)
+	if len(rows) != 69 {
+		t.Errorf("the report has %d target rows with figures, want 69:\n%s", len(rows), md)
 	}
 	// QPS against the cache listener, warmed, and kubernetes; memory before
 	// a forced collection beside that after one.
@@ -103,6 +104,22 @@ func TestSmoke(t *testing.T) {
 		re := `(?m)^\| ` + regexp.QuoteMeta(row.name) + ` \| [^|]+ \| [0-9]+ of 10 \| ` + strings.Repeat(duration+` \| `, 3) + `0 \| ` + duration + ` \| [0-9]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`
 		if !regexp.MustCompile(re).Match(md) {
 			t.Errorf("the report has no unready names figures for %s:\n%s", row.name, md)
+		}
+	}
+	// The largest clusters' section: a row of figures for each workload and
+	// process, and for the plugins a relist that listed again.
+	mbRe := `-?[0-9.]+ MB`
+	for _, w := range cfg.largest {
+		for _, kind := range []string{kubernetesKind, headless} {
+			gang := `- \| -`
+			if w.gang {
+				gang = duration + ` \| ` + duration
+			}
+			re := `(?m)^\| ` + regexp.QuoteMeta(w.String()) + ` \| ` + kind + ` \| [^|]+ \| ` + gang + ` \| ` + duration + ` \| ` + strings.Repeat(mbRe+` \| `, 4) +
+				`[1-9][0-9]* qps \| ` + duration + ` \| ` + duration + ` \| 0 \| ` + duration + ` \| 0 \| [1-9][0-9.]* MB \| ([2-9]|[1-9][0-9]+) \| ` + duration + ` \|$`
+			if !regexp.MustCompile(re).Match(md) {
+				t.Errorf("the report has no largest-clusters figures for %s, %s:\n%s", w, kind, md)
+			}
 		}
 	}
 	// The in-process rows, read from the Go benchmark output.

@@ -79,15 +79,20 @@ func formatBigSizes(sizes []bigSize) string {
 
 // bigResult is what one plugin alone did on one size.
 type bigResult struct {
-	ready               time.Duration   // from start to answering for the last endpoint
-	baseRSSKB           int             // settled, before the writes
-	peakRSSKB           int             // during the writes
+	ready     time.Duration // from start to answering for the last endpoint
+	baseRSSKB int           // settled, before the writes
+	peakRSSKB int           // during the writes
+	podQPS    float64       // dnsperf on the names of the service's pods, before the writes
+	writeResult
+}
+
+// writeResult is what a plugin did with timed writes.
+type writeResult struct {
 	latency             []time.Duration // per write, from its acknowledgement; the unanswered ones as writeTimeout or more
 	unanswered          int             // writes not answered within writeTimeout
 	writeSpan           time.Duration   // from the first write to the last acknowledgement
 	other               []time.Duration // otherName's questions, the lost ones as otherTimeout
 	otherLost, otherBad int             // not answered; answered without an address
-	podQPS              float64         // dnsperf on the names of the service's pods, before the writes
 }
 
 // runBigService starts a control plane of its own with the seed, and for
@@ -129,20 +134,25 @@ func runBigService(ctx context.Context, b *bench) error {
 }
 
 // bigObjects is the service of size, headless with two ports, and its slices
-// as the EndpointSlice controller writes them for a StatefulSet: 100
-// endpoints each, named as the controller names them, pod-k with the k-th
-// address of 10.64.0.0/10.
+// as the EndpointSlice controller writes them for a StatefulSet.
 func bigObjects(size bigSize) testkit.Objects {
-	name := size.service()
+	return controllerService(bigNamespace, size.service(), 0, size.endpoints)
+}
+
+// controllerService is a headless service with two ports and n endpoints, in
+// slices of 100 as the EndpointSlice controller writes them for a
+// StatefulSet, named as it names them: pod-k with the (first+k)-th address
+// of 10.64.0.0/10.
+func controllerService(namespace, name string, first, n int) testkit.Objects {
 	svcPorts := []core.ServicePort{testkit.ServicePort("http", 80, core.ProtocolTCP), testkit.ServicePort("metrics", 9090, core.ProtocolTCP)}
 	ports := []discovery.EndpointPort{testkit.Port("http", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
-	o := testkit.Objects{Services: []*core.Service{testkit.Headless(bigNamespace, name, svcPorts...)}}
-	for i := range size.slices() {
+	o := testkit.Objects{Services: []*core.Service{testkit.Headless(namespace, name, svcPorts...)}}
+	for i := range (n + bigSliceLen - 1) / bigSliceLen {
 		var eps []discovery.Endpoint
-		for k := i * bigSliceLen; k < min((i+1)*bigSliceLen, size.endpoints); k++ {
-			eps = append(eps, controllerEndpoint(bigNamespace, fmt.Sprintf("%s-%d", name, k), bigHost(k), bigAddr(k), k))
+		for k := i * bigSliceLen; k < min((i+1)*bigSliceLen, n); k++ {
+			eps = append(eps, controllerEndpoint(namespace, fmt.Sprintf("%s-%d", name, k), bigHost(k), bigAddr(first+k), first+k))
 		}
-		o.Slices = append(o.Slices, testkit.Slice(bigNamespace, name, bigSliceName(name, i), discovery.AddressTypeIPv4, ports, eps...))
+		o.Slices = append(o.Slices, testkit.Slice(namespace, name, bigSliceName(name, i), discovery.AddressTypeIPv4, ports, eps...))
 	}
 	return testkit.Labelled(o)
 }
@@ -236,21 +246,29 @@ func (b *bench) measureBig(ctx context.Context, size bigSize, kind string, writt
 		return r, err
 	}
 
-	// The slices as they are now: an earlier run wrote some.
-	client := b.cluster.Client.DiscoveryV1().EndpointSlices(bigNamespace)
-	list, err := client.List(ctx, meta.ListOptions{LabelSelector: discovery.LabelServiceName + "=" + size.service()})
-	if err != nil {
-		return r, err
-	}
-	current := map[string]*discovery.EndpointSlice{}
-	for i := range list.Items {
-		current[list.Items[i].Name] = &list.Items[i]
-	}
-
 	peak := samplePeak(srv.PID(), 50*time.Millisecond)
-	load, err := startOtherLoad(addr, otherRate, time.Duration(b.cfg.bigWrites)*time.Second/time.Duration(size.rate)+writeTimeout+time.Minute)
+	r.writeResult, err = b.timedWrites(ctx, addr, b.cfg.bigWrites, size.rate, func(i int) (string, string, int, string) {
+		// The i-th endpoint of a walk that visits each once, over the
+		// slices in no order.
+		k := i * 7919 % size.endpoints
+		return bigNamespace, bigSliceName(size.service(), k/bigSliceLen), k % bigSliceLen,
+			fmt.Sprintf("%s.%s.%s.svc.cluster.local.", bigHost(k), size.service(), bigNamespace)
+	}, written)
+	r.peakRSSKB = peak()
+	return r, err
+}
+
+// timedWrites changes the address of an endpoint n times, at rate a second
+// on a fixed schedule (a write does not wait for the one before to be
+// answered): the i-th write changes the endpoint that endpoint(i) locates,
+// by its namespace, slice and position in the slice, to an address never
+// used before, and polls the server at addr for its pod's name until it
+// answers the new address. Meanwhile it asks for otherName otherRate times
+// a second. written counts the writes of the run.
+func (b *bench) timedWrites(ctx context.Context, addr string, n, rate int, endpoint func(i int) (namespace, slice string, pos int, name string), written *int) (writeResult, error) {
+	var r writeResult
+	load, err := startOtherLoad(addr, otherRate, time.Duration(n)*time.Second/time.Duration(rate)+writeTimeout+time.Minute)
 	if err != nil {
-		peak()
 		return r, err
 	}
 	var (
@@ -259,31 +277,26 @@ func (b *bench) measureBig(ctx context.Context, size bigSize, kind string, writt
 	)
 	start := time.Now()
 	var werr error
-	for i := range b.cfg.bigWrites {
-		if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(size.rate))); d > 0 {
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
 			time.Sleep(d)
 		}
-		// The i-th endpoint of a walk that visits each once, over the slices
-		// in no order.
-		k := i * 7919 % size.endpoints
-		s := current[bigSliceName(size.service(), k/bigSliceLen)]
-		if s == nil {
-			werr = fmt.Errorf("no slice %s", bigSliceName(size.service(), k/bigSliceLen))
+		ns, sliceName, pos, name := endpoint(i)
+		client := b.cluster.Client.DiscoveryV1().EndpointSlices(ns)
+		s, err := client.Get(ctx, sliceName, meta.GetOptions{})
+		if err != nil {
+			werr = err
 			break
 		}
-		s = s.DeepCopy()
 		to := writtenAddr(*written)
 		*written++
-		s.Endpoints[k%bigSliceLen].Addresses = []string{to.String()}
-		updated, err := client.Update(ctx, s, meta.UpdateOptions{})
-		if err != nil {
+		s.Endpoints[pos].Addresses = []string{to.String()}
+		if _, err := client.Update(ctx, s, meta.UpdateOptions{}); err != nil {
 			werr = err
 			break
 		}
 		acked := time.Now()
 		r.writeSpan = acked.Sub(start)
-		current[updated.Name] = updated
-		name := fmt.Sprintf("%s.%s.%s.svc.cluster.local.", bigHost(k), size.service(), bigNamespace)
 		polls.Add(1)
 		go func() {
 			defer polls.Done()
@@ -298,7 +311,6 @@ func (b *bench) measureBig(ctx context.Context, size bigSize, kind string, writt
 	}
 	polls.Wait()
 	r.other, r.otherLost, r.otherBad = load.finish()
-	r.peakRSSKB = peak()
 	if werr == nil {
 		werr = ctx.Err()
 	}

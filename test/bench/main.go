@@ -23,7 +23,6 @@ import (
 // config is the size and length of a run.
 type config struct {
 	services, endpoints int           // the mixed workload: services x endpoints
-	large               int           // services of a second, larger workload for memory and ready time; 0 skips it
 	duration            time.Duration // of each dnsperf run
 	rounds              int           // dnsperf runs per workload and listener; the best counts
 	writes              int           // EndpointSlice writes timed for programming latency
@@ -42,6 +41,10 @@ type config struct {
 	// times at its rate; no size skips it.
 	big       []bigSize
 	bigWrites int
+
+	// The largest-clusters scenario's workloads (largestWorkloads).
+	largestJob, largestServices int
+	largest                     []largeWorkload
 
 	// The controllers scenario: a StatefulSet of gangPods pods, rolled
 	// gangMaxUnavailable at a time (a count or a percentage); peers ask
@@ -66,9 +69,10 @@ const (
 	scenarioProduction = "production"  // the production shape: deploy/Corefile on a cluster mix
 	scenarioBig        = "big-service" // one big headless service whose slices change
 	scenarioController = "controllers" // a StatefulSet the controllers start and roll, in each shape
+	scenarioLargest    = "largest"     // a training job started at once, and a million endpoints
 )
 
-var scenarios = []string{scenarioHeadless, scenarioProduction, scenarioBig, scenarioController}
+var scenarios = []string{scenarioHeadless, scenarioProduction, scenarioBig, scenarioController, scenarioLargest}
 
 // runs reports whether the run measures scenario: it is among -only, or
 // -only is empty and the scenario's size is not 0.
@@ -85,6 +89,8 @@ func (c config) runs(scenario string) bool {
 		return len(c.big) > 0 && c.bigWrites > 0
 	case scenarioController:
 		return c.gangPods > 0
+	case scenarioLargest:
+		return len(c.largest) > 0 && c.bigWrites > 0
 	}
 	return false
 }
@@ -94,7 +100,6 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a tiny workload, for tests")
 	flag.IntVar(&cfg.services, "services", 10000, "headless services in the mixed workload")
 	flag.IntVar(&cfg.endpoints, "endpoints", 10, "endpoints per service")
-	flag.IntVar(&cfg.large, "large", 0, "services of a larger workload measured for memory and ready time (100000 for 1M endpoints); 0 skips it")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each dnsperf run")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "dnsperf runs per workload and listener")
 	flag.IntVar(&cfg.writes, "writes", 200, "EndpointSlice writes timed for programming latency")
@@ -108,6 +113,8 @@ func main() {
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a garbage collection before memory is read")
 	big := flag.String("big", "10000:10,50000:50", "sizes of the big-service scenario, ENDPOINTS:WRITES_PER_SECOND,...; empty skips it")
 	flag.IntVar(&cfg.bigWrites, "big-writes", 100, "EndpointSlice writes timed at each size of the big-service scenario")
+	flag.IntVar(&cfg.largestJob, "largest-job", 65000, "pods of the training job of the largest-clusters scenario, behind one headless service; 0 skips it")
+	flag.IntVar(&cfg.largestServices, "largest-services", 100000, "headless services of 10 endpoints of the largest-clusters scenario's cluster; 0 skips it")
 	flag.IntVar(&cfg.gangPods, "gang-pods", 1000, "pods of the StatefulSet of the controllers scenario; 0 skips it")
 	flag.StringVar(&cfg.gangMaxUnavailable, "gang-max-unavailable", "10%", "maxUnavailable of the StatefulSet's rolling update, a count or a percentage")
 	flag.DurationVar(&cfg.gangWait, "gang-wait", 5*time.Minute, "how long the peers ask for the pods' names while the StatefulSet starts")
@@ -129,6 +136,7 @@ func main() {
 		}
 		cfg.only = append(cfg.only, s)
 	}
+	cfg.largest = largestWorkloads(cfg.largestJob, cfg.largestServices)
 	if *smoke {
 		cfg = smokeConfig(cfg)
 	}
@@ -160,11 +168,26 @@ func main() {
 // smokeConfig is cfg at tiny sizes and lengths, for tests: it shows that
 // every measurement runs, and its figures mean nothing.
 func smokeConfig(cfg config) config {
-	cfg.services, cfg.endpoints, cfg.large, cfg.duration, cfg.rounds, cfg.writes = 20, 10, 0, time.Second, 1, 5
+	cfg.services, cfg.endpoints, cfg.duration, cfg.rounds, cfg.writes = 20, 10, time.Second, 1, 5
+	cfg.largest = largestWorkloads(300, 30)
 	cfg.mixServices, cfg.mixEndpoints, cfg.headlessEvery, cfg.reps, cfg.outage, cfg.settle = 40, 10, 10, 1, time.Second, time.Second
 	cfg.big, cfg.bigWrites = []bigSize{{300, 10}, {1000, 50}}, 5
 	cfg.gangPods, cfg.gangMaxUnavailable, cfg.gangWait, cfg.staleWait, cfg.unreadyFor = 10, "50%", 2*time.Minute, 10*time.Second, 3*time.Second
 	return cfg
+}
+
+// largestWorkloads are the workloads of the largest-clusters scenario: a
+// job of job pods behind one service, and a cluster of services services
+// of 10 endpoints; 0 leaves either out.
+func largestWorkloads(job, services int) []largeWorkload {
+	var ws []largeWorkload
+	if job > 0 {
+		ws = append(ws, largeWorkload{services: 1, endpoints: job, gang: true})
+	}
+	if services > 0 {
+		ws = append(ws, largeWorkload{services: services, endpoints: 10})
+	}
+	return ws
 }
 
 func fail(err error) {

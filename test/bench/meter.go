@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,7 @@ type meter struct {
 	kubeconfig string
 	received   atomic.Int64 // bytes of response bodies
 	requests   atomic.Int64
+	lists      atomic.Int64 // full lists: plain, or watches that start with the whole state
 	srv        *http.Server
 
 	mu    sync.Mutex
@@ -56,6 +58,9 @@ func newMeter(c *cluster.Cluster, path string) (*meter, error) {
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	proxy.ModifyResponse = func(r *http.Response) error {
 		m.requests.Add(1)
+		if q := r.Request.URL.Query(); isCollection(r.Request.URL.Path) && (q.Get("watch") != "true" || q.Get("sendInitialEvents") == "true") {
+			m.lists.Add(1)
+		}
 		m.mu.Lock()
 		if len(m.calls) < 10 {
 			call := r.Request.Method + " " + r.Request.URL.RequestURI()
@@ -104,6 +109,17 @@ func (m *meter) requestsSoFar() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.calls)
+}
+
+// isCollection reports whether path is that of a collection the plugins
+// list: all services, EndpointSlices or namespaces.
+func isCollection(path string) bool {
+	for _, r := range []string{"/services", "/endpointslices", "/namespaces"} {
+		if strings.HasSuffix(path, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // countingBody adds what is read through it to n.

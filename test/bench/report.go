@@ -38,6 +38,8 @@ type report struct {
 	bigLoad  map[string]time.Duration        // by size
 
 	ctl controllersFigures
+
+	largest largestFigures
 }
 
 // traffic is what a process received from the API server through its meter.
@@ -69,6 +71,7 @@ func newReport(cfg config) *report {
 		big:     map[string]map[string]bigResult{},
 		bigLoad: map[string]time.Duration{},
 		ctl:     newControllersFigures(),
+		largest: largestFigures{results: map[largeWorkload]map[string]largeResult{}, load: map[largeWorkload]time.Duration{}},
 		prod: production{
 			procs: map[string]procResult{}, received: map[string]traffic{}, shapes: map[shape]map[string]shapeResult{},
 			relist: map[string]relistResult{}, recovery: map[string][]time.Duration{}, negative: map[string][]time.Duration{},
@@ -237,7 +240,7 @@ func (r *report) write() error {
 		}
 		r.goBench = string(gb)
 	}
-	var ts, prod, ctl []target
+	var ts, prod, ctl, largest []target
 	if r.cfg.runs(scenarioHeadless) {
 		ts = r.targets()
 	}
@@ -250,6 +253,9 @@ func (r *report) write() error {
 	}
 	if r.cfg.runs(scenarioController) {
 		ctl = r.ctl.targets()
+	}
+	if r.cfg.runs(scenarioLargest) {
+		largest = r.largest.targets()
 	}
 	var b strings.Builder
 	by := "`make bench` (`test/bench`)"
@@ -279,6 +285,9 @@ func (r *report) write() error {
 	if r.cfg.runs(scenarioController) {
 		parts = append(parts, "[Controllers](#controllers) runs stock and the drop-in, in each shape, while the controllers start a StatefulSet all at once and roll it, with simulated peers asking for its pods' names")
 	}
+	if r.cfg.runs(scenarioLargest) {
+		parts = append(parts, "[Largest clusters](#largest-clusters) compares headless with the kubernetes plugin, each alone, on a training job started all at once and on a cluster of many services")
+	}
 	if len(parts) > 0 {
 		p := strings.Join(parts, "; ")
 		fmt.Fprintf(&b, "%s%s.\n\n", strings.ToUpper(p[:1]), p[1:])
@@ -298,6 +307,9 @@ func (r *report) write() error {
 	if r.cfg.runs(scenarioController) {
 		r.ctl.write(&b, r.cfg, ctl)
 	}
+	if r.cfg.runs(scenarioLargest) {
+		r.largest.write(&b, r.cfg, largest)
+	}
 	if r.goBench != "" {
 		b.WriteString("\n## Go benchmarks\n\nThe query path in-process (`go test -run '^$' -bench . -benchmem .`), both plugins watching the same local API server; allocs/op counts every allocation of ServeDNS, including the reply message handed to the writer.\n\n```\n")
 		b.WriteString(r.goBench)
@@ -308,7 +320,7 @@ func (r *report) write() error {
 	}
 	// The controllers' targets stay out of the chart: against stock, which
 	// caches' negative TTLs bind, their ratios span thousands.
-	return os.WriteFile(r.cfg.chart, []byte(r.chart(append(ts, prod...))), 0o644)
+	return os.WriteFile(r.cfg.chart, []byte(r.chart(append(append(ts, prod...), largest...))), 0o644)
 }
 
 // writeHeadless writes the sections of the all-headless workload.

@@ -36,12 +36,12 @@ const cacheCapacity = 1 << 20
 var cacheDirective = fmt.Sprintf("    cache 3600 {\n        success %d 3600 3600\n        servfail 0\n    }\n", cacheCapacity)
 
 // run measures the all-headless workload on one local control plane, the
-// production shape on another, the big services on a third and the
-// controllers scenario on a fourth (those of cfg.only, when it names some),
+// production shape on another, the big services on a third, the
+// controllers scenario on a fourth and the largest clusters on a fifth (those of cfg.only, when it names some),
 // and writes the report.
 func run(ctx context.Context, cfg config, log io.Writer) error {
 	tools := []string{"taskset"}
-	if cfg.runs(scenarioHeadless) || cfg.runs(scenarioProduction) {
+	if cfg.runs(scenarioHeadless) || cfg.runs(scenarioProduction) || cfg.runs(scenarioBig) || cfg.runs(scenarioLargest) {
 		tools = append(tools, "dnsperf")
 	}
 	for _, tool := range tools {
@@ -65,7 +65,7 @@ func run(ctx context.Context, cfg config, log io.Writer) error {
 	for _, s := range []struct {
 		name string
 		run  func(context.Context, *bench) error
-	}{{scenarioHeadless, runHeadless}, {scenarioProduction, runProduction}, {scenarioBig, runBigService}, {scenarioController, runControllers}} {
+	}{{scenarioHeadless, runHeadless}, {scenarioProduction, runProduction}, {scenarioBig, runBigService}, {scenarioController, runControllers}, {scenarioLargest, runLargest}} {
 		if cfg.runs(s.name) {
 			if err := s.run(ctx, b); err != nil {
 				return err
@@ -107,15 +107,6 @@ func runHeadless(ctx context.Context, b *bench) error {
 	}
 	if err := b.measureLatency(ctx, c); err != nil {
 		return err
-	}
-	if cfg.large > cfg.services {
-		fmt.Fprintf(log, "loading up to %d services x %d endpoints ...\n", cfg.large, cfg.endpoints)
-		if err := loadRange(ctx, c.Client, cfg.services, cfg.large, cfg.endpoints); err != nil {
-			return err
-		}
-		if err := b.measureProcesses(ctx, rep.sizeLabel(cfg.large, cfg.endpoints)); err != nil {
-			return err
-		}
 	}
 	return nil
 }
