@@ -516,8 +516,8 @@ func TestHostIndexResizes(t *testing.T) {
 		}
 		for _, shard := range want.shards {
 			for _, h := range shard {
-				if got, _ := x.get(h.label); got != h.hostEntry {
-					t.Fatalf("%s: %s at %+v, want %+v", what, h.label, got, h.hostEntry)
+				if got, _ := x.get(h.label); got != h {
+					t.Fatalf("%s: %s at %+v, want %+v", what, h.label, got, h)
 				}
 			}
 		}

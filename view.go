@@ -192,17 +192,11 @@ type hostIndex struct {
 	labels int
 }
 
-// hostLabel is a label (in lower case) and where it is.
+// hostLabel says where a label (in lower case) is: in how many slices, and
+// the name of the slice when there is one.
 type hostLabel struct {
-	label string
-	hostEntry
-}
-
-// hostEntry says where a label is: in how many slices, and the name of the
-// slice when there is one.
-type hostEntry struct {
-	slice  string
-	slices int32
+	label, slice string
+	slices       int32
 }
 
 const (
@@ -236,12 +230,12 @@ func (x *hostIndex) find(i int, label string) (int, bool) {
 	return slices.BinarySearchFunc(x.shards[i], label, func(h hostLabel, label string) int { return strings.Compare(h.label, label) })
 }
 
-func (x *hostIndex) get(label string) (hostEntry, bool) {
+func (x *hostIndex) get(label string) (hostLabel, bool) {
 	i := x.shard(label)
 	if j, ok := x.find(i, label); ok {
-		return x.shards[i][j].hostEntry, true
+		return x.shards[i][j], true
 	}
-	return hostEntry{}, false
+	return hostLabel{}, false
 }
 
 // indexHosts returns the hostIndex of all. Its shards share one array,
@@ -261,7 +255,7 @@ func indexHosts(seed maphash.Seed, all []*endpointSlice) *hostIndex {
 	for _, s := range all {
 		for _, label := range s.labels() {
 			i := x.shard(label)
-			labels = append(labels, placed{i, hostLabel{label, hostEntry{s.name, 1}}})
+			labels = append(labels, placed{i, hostLabel{label, s.name, 1}})
 			ends[i+1]++
 		}
 	}
@@ -321,11 +315,11 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, all, gone, added []*endpo
 	for label, d := range delta {
 		i := next.shard(label)
 		j, found := next.find(i, label)
-		var old hostEntry
+		old := hostLabel{label: label}
 		if found {
-			old = next.shards[i][j].hostEntry
+			old = next.shards[i][j]
 		}
-		e := hostEntry{slices: old.slices + d}
+		e := hostLabel{label: label, slices: old.slices + d}
 		if e.slices == 1 {
 			name, ok := gained[label]
 			switch {
@@ -349,9 +343,9 @@ func nextHostIndex(prev *hostIndex, seed maphash.Seed, all, gone, added []*endpo
 			next.shards[i] = slices.Delete(next.shards[i], j, j+1)
 			next.labels--
 		case found:
-			next.shards[i][j].hostEntry = e
+			next.shards[i][j] = e
 		default:
-			next.shards[i] = slices.Insert(next.shards[i], j, hostLabel{label, e})
+			next.shards[i] = slices.Insert(next.shards[i], j, e)
 			next.labels++
 		}
 	}
