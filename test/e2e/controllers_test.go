@@ -26,11 +26,9 @@ import (
 // and down, a Parallel one of 8 shaped like a training job and its rolling
 // restart, a Deployment whose pods share a hostname and subdomain, a
 // selectorless Service with Endpoints that the mirroring controller copies
-// into slices, a pod whose readiness flips, the options unready_names,
-// answer_limit and extended_errors on those slices (optionsOnControllers),
-// behind a Service that publishes not ready addresses too, and a deleted
-// Service whose slices the garbage
-// collector removes. After each step, headless alone and in front of
+// into slices, a pod whose readiness flips, a Service that publishes not
+// ready addresses, and a deleted Service whose slices the garbage collector
+// removes. After each step, headless alone and in front of
 // kubernetes must answer every name of the namespace as kubernetes alone
 // does, over UDP and TCP, in the drop-in listeners and in the full ones
 // (zonal, with the nodes' zones). The control plane is dual-stack, its fake
@@ -182,10 +180,6 @@ func TestControllers(t *testing.T) {
 			t.Logf("web-0 ready=%v served in %v", ready, time.Since(begin).Round(time.Millisecond))
 			compareNamespace(t, e, ns, &c)
 		}
-	})
-
-	t.Run("options", func(t *testing.T) {
-		optionsOnControllers(t, e)
 	})
 
 	t.Run("publishNotReadyAddresses", func(t *testing.T) {

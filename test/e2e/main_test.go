@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"text/template"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
 
+	"github.com/miekg/dns"
 	"sigs.k8s.io/mcs-api/config/crd"
 )
 
@@ -46,7 +49,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped:", err)
 		os.Exit(0)
 	}
-	e, err := start(cluster.Options{Audit: true})
+	e, err := start(cluster.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
@@ -222,4 +225,27 @@ func (cf corefileConfig) String() (string, error) {
 	var b bytes.Buffer
 	err := template.Must(template.New("Corefile").Parse(corefileTemplate)).Execute(&b, cf)
 	return b.String(), err
+}
+
+// records parses zone file lines.
+func records(t *testing.T, lines ...string) []dns.RR {
+	t.Helper()
+	rrs := make([]dns.RR, len(lines))
+	for i, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs[i] = rr
+	}
+	return rrs
+}
+
+// sameRecords fails the test unless got holds the records of the zone file
+// lines want, in any order.
+func sameRecords(t *testing.T, what string, got []dns.RR, want ...string) {
+	t.Helper()
+	if g, w := testkit.Records(got), testkit.Records(records(t, want...)); !slices.Equal(g, w) {
+		t.Errorf("%s:\n got %s\nwant %s", what, strings.Join(g, "\n     "), strings.Join(w, "\n     "))
+	}
 }
