@@ -237,6 +237,7 @@ func referenceObjects() []runtime.Object {
 	for i := range 40 {
 		many = append(many, testkit.Endpoint(fmt.Sprintf("10.20.0.%d", 40-i), fmt.Sprintf("m-%02d", (i*7)%40)))
 	}
+	o.Add(edgeObjects("ref"))
 	o.Add(testkit.Objects{
 		Services: []*core.Service{
 			testkit.Headless("ref", "dual"), testkit.Headless("ref", "nohost"), testkit.Headless("ref", "ready"),
@@ -283,6 +284,44 @@ func referenceObjects() []runtime.Object {
 	})
 	objs := labelled(objects(o))
 	return withNamespaces(append(objs, importedObjects()...))
+}
+
+// edgeObjects is a selectorless headless service of 63 characters, with
+// the objects at the edges of what the API server accepts: a hostname of 63
+// characters, two hostnames on one address, one endpoint twice and again in
+// a second slice, an endpoint of two addresses, ports without name, number
+// or protocol, SCTP, and pod names with dots, too long or in upper case.
+func edgeObjects(namespace string) testkit.Objects {
+	name := "e" + strings.Repeat("d", 62)
+	svc := testkit.Headless(namespace, name)
+	svc.Spec.Selector = nil
+	port := func(name string, n int32, protocol core.Protocol) discovery.EndpointPort {
+		p := testkit.Port(name, n, protocol)
+		if n == 0 {
+			p.Port = nil
+		}
+		if protocol == "" {
+			p.Protocol = nil
+		}
+		return p
+	}
+	ports := []discovery.EndpointPort{port("", 7000, core.ProtocolTCP), port("sctp", 7001, core.ProtocolSCTP),
+		port("noport", 0, core.ProtocolUDP), port("noproto", 7003, ""), port(strings.Repeat("p", 15), 65535, core.ProtocolTCP)}
+	slice := func(suffix string, family discovery.AddressType, ports []discovery.EndpointPort, eps ...discovery.Endpoint) *discovery.EndpointSlice {
+		return testkit.ManagedBy(testkit.Slice(namespace, name, name[:50]+"-"+suffix, family, ports, eps...), "edge.example.com")
+	}
+	return testkit.Objects{
+		Services: []*core.Service{svc},
+		Slices: []*discovery.EndpointSlice{
+			slice("main", discovery.AddressTypeIPv4, ports, testkit.Endpoint("10.110.0.1", "h"+strings.Repeat("o", 62)),
+				testkit.Endpoint("10.110.0.2", "dup-a"), testkit.Endpoint("10.110.0.2", "dup-b"),
+				testkit.Endpoint("10.110.0.3", "same"), testkit.Endpoint("10.110.0.3", "same"),
+				discovery.Endpoint{Addresses: []string{"10.110.0.4", "10.110.0.5"}}),
+			slice("pods", discovery.AddressTypeIPv4, ports[:1], testkit.Pod(testkit.Endpoint("10.110.0.6", ""), "pod.with.dots"),
+				testkit.Pod(testkit.Endpoint("10.110.0.7", ""), "Pod-Upper"), testkit.Pod(testkit.Endpoint("10.110.0.8", ""), "p"+strings.Repeat("o", 70))),
+			slice("again", discovery.AddressTypeIPv4, ports[:1], testkit.Endpoint("10.110.0.3", "same")),
+		},
+	}
 }
 
 // importedObjects are the Multi-Cluster Services objects of testkit's
@@ -377,6 +416,9 @@ func referenceQueries(objs []runtime.Object, zone string) []query {
 		}
 		base := s.Labels[discovery.LabelServiceName] + "." + s.Namespace + ".svc." + zone
 		for _, p := range s.Ports {
+			if p.Name == nil || p.Protocol == nil {
+				continue // "_._tcp" above
+			}
 			add("_"+*p.Name+"._"+strings.ToLower(string(*p.Protocol))+"."+base, dns.TypeSRV, dns.TypeA)
 		}
 		for _, e := range s.Endpoints {

@@ -113,7 +113,6 @@ type server struct {
 type serverOptions struct {
 	Kubeconfig     string // by default the admin kubeconfig
 	StartupTimeout string // by default 10s
-	PodNames       bool   // endpoint_pod_names
 	// Add the ready, pprof and prometheus plugins.
 	Ready, Pprof, Metrics bool
 	// Background returns at once, not once DNS answers.
@@ -123,7 +122,7 @@ type serverOptions struct {
 // startServer starts CoreDNS with o and stops it when the test ends.
 func startServer(t testing.TB, o serverOptions) *server {
 	t.Helper()
-	b := testkit.Block{Headless: true, Kubeconfig: o.Kubeconfig, StartupTimeout: o.StartupTimeout, PodNames: o.PodNames}
+	b := testkit.Block{Headless: true, Kubeconfig: o.Kubeconfig, StartupTimeout: o.StartupTimeout}
 	if b.Kubeconfig == "" {
 		b.Kubeconfig = shared.cluster.Kubeconfig
 	}
