@@ -9,8 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/kubernetes"
 	"github.com/coredns/coredns/plugin/kubernetes/object"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 	"github.com/headlessdns/headless/internal/testkit"
 
 	"github.com/miekg/dns"
@@ -494,4 +498,58 @@ func TestZoneEdgesAsKubernetes(t *testing.T) {
 		}
 	}
 	compareWithReference(t, h, k, queries)
+}
+
+// TestHugeServiceAsKubernetes compares the answers for a service of 1000
+// endpoints with 2 ports, in slices of 100 as the EndpointSlice controller
+// packs them, with the kubernetes plugin's, through the writer of CoreDNS's
+// server, which cuts an answer to what the client takes: over UDP without
+// EDNS (512 bytes) and with a buffer of 1232, with TC set, and over TCP,
+// where the 1000 addresses fit and 2000 SRV records and their glue do not.
+func TestHugeServiceAsKubernetes(t *testing.T) {
+	ports := []discovery.EndpointPort{testkit.Port("web", 80, core.ProtocolTCP), testkit.Port("metrics", 9090, core.ProtocolTCP)}
+	o := testkit.Objects{Services: []*core.Service{testkit.Headless("huge", "big")}}
+	for s := range 10 {
+		var eps []discovery.Endpoint
+		for i := s * 100; i < (s+1)*100; i++ {
+			eps = append(eps, testkit.Endpoint(fmt.Sprintf("10.100.%d.%d", i/250, i%250+1), fmt.Sprintf("big-%d", i)))
+		}
+		o.Slices = append(o.Slices, testkit.Slice("huge", "big", fmt.Sprintf("big-%d", s), discovery.AddressTypeIPv4, ports, eps...))
+	}
+	objs := withNamespaces(labelled(objects(o)))
+	k := newReference(t, "kubernetes cluster.local", objs...)
+	h, _ := newTestHeadless(t, "headless cluster.local", objs...)
+	for _, name := range []string{"big.huge.svc.cluster.local.", "_web._tcp.big.huge.svc.cluster.local."} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
+			for _, c := range []struct {
+				tcp     bool
+				bufsize uint16 // 0: no EDNS
+			}{{false, 0}, {false, 1232}, {true, 0}} {
+				m := new(dns.Msg).SetQuestion(name, qtype)
+				if c.bufsize > 0 {
+					m.SetEdns0(c.bufsize, false)
+				}
+				want, got := scrubbed(k, m, c.tcp), scrubbed(h, m, c.tcp)
+				what := fmt.Sprintf("%s %s over TCP %v, EDNS buffer %d", name, dns.TypeToString[qtype], c.tcp, c.bufsize)
+				switch {
+				case !sameAnswer(want, got):
+					t.Errorf("%s differs from the kubernetes plugin\n--- kubernetes:\n%s\n--- headless:\n%s", what, answerText(want), answerText(got))
+				case c.tcp && qtype == dns.TypeA && (got.Truncated || len(got.Answer) != 1000):
+					t.Errorf("%s: %d records, TC %v, want all 1000", what, len(got.Answer), got.Truncated)
+				case !c.tcp && (!got.Truncated || got.Len() > int(max(c.bufsize, dns.MinMsgSize))):
+					t.Errorf("%s: %d bytes, TC %v, want TC and what fits", what, got.Len(), got.Truncated)
+				case c.tcp && qtype == dns.TypeSRV && len(got.Answer) < 1000:
+					t.Errorf("%s: %d records, want what fits in a message", what, len(got.Answer))
+				}
+			}
+		}
+	}
+}
+
+// scrubbed returns the answer of p to m as CoreDNS's server writes it to a
+// client over UDP or TCP.
+func scrubbed(p plugin.Handler, m *dns.Msg, tcp bool) *dns.Msg {
+	w := dnstest.NewRecorder(&test.ResponseWriter{TCP: tcp})
+	p.ServeDNS(context.Background(), request.NewScrubWriter(m, w), m)
+	return w.Msg
 }
