@@ -29,7 +29,7 @@ type env struct {
 	// options beyond the kubernetes plugin (negative_ttl, stable_ptr).
 	listeners
 	// full are three listeners with every option the two plugins share
-	// turned on: zonal, multicluster, transfer, metadata.
+	// that changes answers turned on: zonal, multicluster.
 	full listeners
 	// pprof is the address of the pprof plugin.
 	pprof string
@@ -131,8 +131,8 @@ type listener struct {
 	Name                 string
 	Port                 int
 	Headless, Kubernetes bool
-	// Full adds the zone clusterset.local and the options zonal,
-	// multicluster, transfer and metadata (logged by the log plugin).
+	// Full adds the zone clusterset.local and the options zonal and
+	// multicluster.
 	Full bool
 }
 
@@ -168,13 +168,6 @@ const corefileTemplate = `.:{{.Stub}} {
     }
     ready 127.0.0.1:{{$.Ready}}
     pprof 127.0.0.1:{{$.Pprof}}
-{{- end}}
-{{- if .Full}}
-    metadata
-    log . "metadata {{.Name}} {type} {name} {proto} md={/kubernetes/service}|{/kubernetes/namespace}|{/kubernetes/endpoint}|{/kubernetes/port-name}|{/kubernetes/protocol}|{/kubernetes/kind}|{/kubernetes/zone}|{/kubernetes/cluster}|{/kubernetes/parse-error}"
-    transfer {
-        to *
-    }
 {{- end}}
 {{- if .Headless}}
     headless cluster.local{{if .Full}} clusterset.local 10.in-addr.arpa{{end}} in-addr.arpa ip6.arpa {
