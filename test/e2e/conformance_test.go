@@ -434,7 +434,7 @@ func compare(t *testing.T, ls listeners, probes []probe, c *tally) {
 // headless alone every headless query, over UDP and TCP, in the drop-in
 // Corefile and with every option the two plugins share. (Zone transfers and
 // the metadata the plugins publish are compared in process: TestTransfer,
-// TestMetadata.)
+// TestParseNameAsUpstream.)
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	objs := conformanceObjects()
