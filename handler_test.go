@@ -15,7 +15,6 @@ import (
 	"github.com/miekg/dns"
 	core "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 const soa = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 0 7200 1800 86400 5"
@@ -62,19 +61,6 @@ func TestServeDNSNameServers(t *testing.T) {
 		{Qname: "ns.dns.cluster.local.", Qtype: dns.TypeSRV, Ns: []dns.RR{test.SOA(soa)}},
 		{Qname: "ns.dns.cluster.local.", Qtype: dns.TypeTXT, Rcode: dns.RcodeNameError, Ns: []dns.RR{test.SOA(soa)}},
 	})
-}
-
-func TestServeDNSNotSynced(t *testing.T) {
-	h, _, err := parse(newController("headless cluster.local"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.watcher = newWatcher(fake.NewClientset(), nil, h.index, h.watch) // never started
-	h.Next = nextHandler()
-	m := serve(t, h, new(dns.Msg).SetQuestion("consul-server.default.svc.cluster.local.", dns.TypeA))
-	if m.Rcode != dns.RcodeServerFailure {
-		t.Errorf("rcode before sync = %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
-	}
 }
 
 func TestServeDNSUpdates(t *testing.T) {
