@@ -129,7 +129,7 @@ var fuzzSeedQueries = []struct {
 	{"example.org.", dns.TypeA},
 	{"consul-server.default.svc.cluster.local.", dns.TypeAXFR},
 	{"us-east-1a.pin._zone.dual.conf.svc.cluster.local.", dns.TypeA},
-	{"db-0.c1.db.ref.svc.clusterset.local.", dns.TypeSRV},
+	{"db-0.c1.db.conf.svc.clusterset.local.", dns.TypeSRV},
 }
 
 // TestHostileQueries sends each fuzzed plugin what a hostile or broken

@@ -223,7 +223,7 @@ func TestControllers(t *testing.T) {
 		// headless alone answers NXDOMAIN with its SOA.
 		probes := workloadProbes(before)
 		for i := range probes {
-			probes[i].passed = probes[i].qtype == dns.TypePTR
+			probes[i].Passed = probes[i].Qtype == dns.TypePTR
 		}
 		compareProbes(t, e, ns, probes, &c)
 	})
@@ -330,7 +330,7 @@ func compareNamespace(t *testing.T, e *env, namespace string, c *tally) {
 
 // compareProbes asks the listeners of e the probes, as compareNamespace
 // does.
-func compareProbes(t *testing.T, e *env, namespace string, probes []probe, c *tally) {
+func compareProbes(t *testing.T, e *env, namespace string, probes []testkit.Probe, c *tally) {
 	t.Helper()
 	before := *c
 	compare(t, e.listeners, probes, c)
@@ -392,10 +392,10 @@ func setReady(t *testing.T, e *env, namespace, name string, ready bool) {
 // workloadProbes are conformanceProbes for o, without its probes of the
 // conformance objects, and with the zonal names of each headless Service in
 // the nodes' zones.
-func workloadProbes(o testkit.Objects) []probe {
-	var ps []probe
-	for _, p := range conformanceProbes(o, nil, false) {
-		if !strings.Contains(p.name, "."+conf+".") {
+func workloadProbes(o testkit.Objects) []testkit.Probe {
+	var ps []testkit.Probe
+	for _, p := range testkit.ConformanceProbes(o, nil, false) {
+		if !strings.Contains(p.Name, "."+conf+".") {
 			ps = append(ps, p)
 		}
 	}
@@ -407,7 +407,7 @@ func workloadProbes(o testkit.Objects) []probe {
 		for _, z := range append(cluster.Zones, "eu-west-1a") {
 			for _, policy := range []string{"pin", "prefer", "nearest"} {
 				for _, t := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypeTXT} {
-					ps = append(ps, probe{name: z + "." + policy + "._zone." + name, qtype: t, headless: true})
+					ps = append(ps, testkit.Probe{Name: z + "." + policy + "._zone." + name, Qtype: t, Headless: true})
 				}
 			}
 		}

@@ -105,7 +105,7 @@ func (s state) queries(services []string, into map[rQuery]bool) {
 		for _, sl := range s.slices {
 			for _, e := range sl.Endpoints {
 				if service(sl) == svc {
-					add(hostname(e)+"."+base, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
+					add(testkit.Hostname(e)+"."+base, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
 					if rev, err := dns.ReverseAddr(e.Addresses[0]); err == nil { // not of FQDN
 						into[rQuery{name: rev, qtype: dns.TypePTR, addr: e.Addresses[0]}] = true
 					}
@@ -484,7 +484,7 @@ func (r *randomRun) change() (string, []string) {
 	case n < 77:
 		e := endpoint()
 		e.Hostname = r.hostname()
-		what = fmt.Sprintf("%s named %s", e.Addresses[0], hostname(*e))
+		what = fmt.Sprintf("%s named %s", e.Addresses[0], testkit.Hostname(*e))
 	case n < 85:
 		// From pools where slices come to share addresses.
 		e := endpoint()
