@@ -20,7 +20,7 @@ import (
 
 // fuzzObjects are what the fuzzed plugins serve: the seed, a dual-stack
 // service, endpoints without hostname, unnamed and SCTP ports, a slice
-// without ports, a slice that names no service, and a ClusterIP service that
+// without ports, edgeObjects, a slice that names no service, and a ClusterIP service that
 // shares an address with a headless one.
 func fuzzObjects() []runtime.Object {
 	tcp := core.ProtocolTCP
@@ -28,6 +28,7 @@ func fuzzObjects() []runtime.Object {
 	frontend := testkit.ClusterIP("conf", "frontend", testkit.ServicePort("http", 80, tcp))
 	frontend.Spec.ClusterIP, frontend.Spec.ClusterIPs = "10.96.0.10", []string{"10.96.0.10"}
 	o := testkit.Consul("default")
+	o.Add(edgeObjects("conf"))
 	o.Add(testkit.Objects{
 		Services: []*core.Service{testkit.Headless("conf", "dual"), testkit.Headless("conf", "bare"), frontend},
 		Slices: []*discovery.EndpointSlice{
@@ -46,7 +47,7 @@ func fuzzObjects() []runtime.Object {
 // fuzzPlugins returns three plugins over fuzzObjects: one alone, one with
 // fallthrough, endpoint_pod_names and a TTL of 0, and one with every option
 // that changes how names are read or answered.
-func fuzzPlugins(f *testing.F) []*Headless {
+func fuzzPlugins(f testing.TB) []*Headless {
 	alone, _ := newTestHeadless(f, "headless cluster.local in-addr.arpa ip6.arpa", fuzzObjects()...)
 	through, _ := newTestHeadless(f, `headless cluster.local example.org. in-addr.arpa {
 		fallthrough
@@ -128,7 +129,76 @@ var fuzzSeedQueries = []struct {
 	{"example.org.", dns.TypeA},
 	{"consul-server.default.svc.cluster.local.", dns.TypeAXFR},
 	{"us-east-1a.pin._zone.dual.conf.svc.cluster.local.", dns.TypeA},
-	{"db-0.c1.db.ref.svc.clusterset.local.", dns.TypeSRV},
+	{"db-0.c1.db.conf.svc.clusterset.local.", dns.TypeSRV},
+}
+
+// TestHostileQueries sends each fuzzed plugin what a hostile or broken
+// client would, as far as it unpacks: several questions or none, every
+// class and opcode, a bad EDNS version or buffer, every type of question
+// under a headless name, a host name, a port name and an address, and names
+// of the longest length and labels in each position a name of the plugin
+// has. Every answer must be a reply to its query (serveChecked), and none
+// SERVFAIL.
+func TestHostileQueries(t *testing.T) {
+	const consul = "consul-server.default.svc.cluster.local."
+	edge := "e" + strings.Repeat("d", 62) + ".conf.svc.cluster.local."
+	l63, zone := strings.Repeat("a", 63), "svc.cluster.local."
+	pad := func(suffix string) string { // to 255 bytes in wire format
+		for len(suffix)+1 < 255 {
+			suffix = strings.Repeat("x", min(63, 255-len(suffix)-2)) + "." + suffix
+		}
+		return suffix
+	}
+	var queries []*dns.Msg
+	for _, name := range []string{consul, "consul-server-1." + consul, "_http._tcp." + consul, "11.2.244.10.in-addr.arpa.",
+		"h" + strings.Repeat("o", 62) + "." + edge, "pod.with.dots." + edge, "_." + edge, "_sctp._sctp." + edge} {
+		for qtype := range 262 {
+			queries = append(queries, new(dns.Msg).SetQuestion(name, uint16(qtype)))
+		}
+		queries = append(queries, new(dns.Msg).SetQuestion(name, 65535))
+	}
+	for _, name := range []string{pad(zone), pad(l63 + "." + zone), pad("consul-server.default." + zone), pad("_http._tcp.consul-server.default." + zone),
+		l63 + "." + l63 + "." + l63 + "." + zone, "_" + strings.Repeat("p", 62) + "._tcp.consul-server.default." + zone, pad("in-addr.arpa."), pad("ip6.arpa."),
+		"255.255.255.255.in-addr.arpa.", "1.2.3.4.5.in-addr.arpa.", "x.10.in-addr.arpa.", strings.Repeat("f.", 33) + "ip6.arpa.",
+		`a\.b.consul-server.default.` + zone, `\000.consul-server.default.` + zone, `\255\254.` + zone, `*.consul-server.default.` + zone} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypePTR, dns.TypeANY} {
+			queries = append(queries, new(dns.Msg).SetQuestion(name, qtype))
+		}
+	}
+	for _, class := range []uint16{dns.ClassCHAOS, dns.ClassANY, dns.ClassNONE, dns.ClassHESIOD, 12345} {
+		m := new(dns.Msg).SetQuestion(consul, dns.TypeA)
+		m.Question[0].Qclass = class
+		queries = append(queries, m)
+	}
+	for _, op := range []int{dns.OpcodeIQuery, dns.OpcodeStatus, dns.OpcodeNotify, dns.OpcodeUpdate, 15} {
+		m := new(dns.Msg).SetQuestion(consul, dns.TypeA)
+		m.Opcode = op
+		queries = append(queries, m)
+	}
+	several := new(dns.Msg).SetQuestion(consul, dns.TypeSRV)
+	several.Question = append(several.Question, dns.Question{Name: "consul-server-0." + consul, Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	badVersion, tiny := new(dns.Msg).SetQuestion(consul, dns.TypeA), new(dns.Msg).SetQuestion(consul, dns.TypeSRV)
+	badVersion.SetEdns0(4096, false)
+	badVersion.IsEdns0().SetVersion(1)
+	tiny.SetEdns0(1, false)
+	queries = append(queries, several, new(dns.Msg), badVersion, tiny)
+
+	for i, h := range fuzzPlugins(t) {
+		for _, q := range queries {
+			b, err := q.Pack()
+			if err != nil {
+				t.Fatalf("%v does not pack: %v", q.Question, err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(b); err != nil {
+				continue // CoreDNS's server passes on only what unpacks
+			}
+			serveChecked(t, h, r)
+			if m := exchange(t, h, r); m.Rcode == dns.RcodeServerFailure {
+				t.Errorf("plugin %d: SERVFAIL for %v", i, r.Question)
+			}
+		}
+	}
 }
 
 // FuzzServeDNS feeds the plugin arbitrary messages: whatever unpacks, as

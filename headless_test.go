@@ -97,6 +97,15 @@ func runCases(t *testing.T, h *Headless, cases []test.Case) {
 			if err := test.SortAndCheck(m, tc); err != nil {
 				t.Error(err)
 			}
+			// SortAndCheck compares only a SOA's name server; its minimum
+			// is what resolvers cache a negative answer for (RFC 2308).
+			for i, rr := range tc.Ns {
+				if want, ok := rr.(*dns.SOA); ok && i < len(m.Ns) {
+					if got, ok := m.Ns[i].(*dns.SOA); !ok || got.Minttl != want.Minttl {
+						t.Errorf("authority %d is %s, want SOA minimum %d", i, m.Ns[i], want.Minttl)
+					}
+				}
+			}
 		})
 	}
 }

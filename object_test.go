@@ -104,27 +104,6 @@ func TestToEndpointSlice(t *testing.T) {
 	}
 }
 
-func TestEndpointHostname(t *testing.T) {
-	tests := []struct {
-		e        discovery.Endpoint
-		addr     string
-		podNames bool
-		want     string
-	}{
-		{testkit.Endpoint("10.0.0.1", "web-0"), "10.0.0.1", true, "web-0"},
-		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", true, "pod-a"},
-		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), "pod-a"), "10.0.0.1", false, "10-0-0-1"},
-		{testkit.Pod(testkit.Endpoint("10.0.0.1", ""), string(make([]byte, 64))), "10.0.0.1", true, "10-0-0-1"},
-		{testkit.Endpoint("fd00::1", ""), "fd00::1", false, "fd00--1"},
-		{testkit.Endpoint("fd00::", ""), "fd00::", false, "fd00--0"},
-	}
-	for _, tc := range tests {
-		if got := endpointHostname(tc.e, tc.addr, tc.podNames); got != tc.want {
-			t.Errorf("endpointHostname(%s, %v) = %q, want %q", tc.addr, tc.podNames, got, tc.want)
-		}
-	}
-}
-
 // TestObjectsKeyed checks that what the transforms keep can be keyed as
 // client-go keys the objects of a streaming list.
 func TestObjectsKeyed(t *testing.T) {

@@ -26,12 +26,9 @@ type Block struct {
 	Zones          string
 	Kubeconfig     string
 	StartupTimeout string // such as "10s"
-	Namespaces     string
-	PodNames       bool // endpoint_pod_names
-	// HeadlessOptions and KubernetesOptions are more lines of each plugin's
-	// block, such as "ttl 30"; Plugins lines of other plugins, such as
-	// "cache 30".
-	HeadlessOptions, KubernetesOptions, Plugins []string
+	// HeadlessOptions are more lines of the headless block, such as "ttl
+	// 30"; Plugins lines of other plugins, such as "cache 30".
+	HeadlessOptions, Plugins []string
 }
 
 // Addr is the address the block listens on.
@@ -60,7 +57,7 @@ func (b Block) String() string {
 		b.plugin(&s, "headless", b.HeadlessOptions, b.Kubernetes)
 	}
 	if b.Kubernetes {
-		b.plugin(&s, "kubernetes", b.KubernetesOptions, false)
+		b.plugin(&s, "kubernetes", nil, false)
 	}
 	s.WriteString("}\n")
 	return s.String()
@@ -74,14 +71,11 @@ func (b Block) plugin(s *strings.Builder, name string, options []string, falls b
 	}
 	fmt.Fprintf(s, "    %s %s {\n", name, zones)
 	for _, o := range []struct{ key, value string }{
-		{"kubeconfig", b.Kubeconfig}, {"startup_timeout", b.StartupTimeout}, {"namespaces", b.Namespaces},
+		{"kubeconfig", b.Kubeconfig}, {"startup_timeout", b.StartupTimeout},
 	} {
 		if o.value != "" {
 			fmt.Fprintf(s, "        %s %s\n", o.key, o.value)
 		}
-	}
-	if b.PodNames {
-		s.WriteString("        endpoint_pod_names\n")
 	}
 	for _, o := range options {
 		fmt.Fprintf(s, "        %s\n", o)
@@ -90,13 +84,4 @@ func (b Block) plugin(s *strings.Builder, name string, options []string, falls b
 		s.WriteString("        fallthrough\n")
 	}
 	s.WriteString("    }\n")
-}
-
-// Corefile returns the blocks as one Corefile.
-func Corefile(blocks ...Block) string {
-	var s strings.Builder
-	for _, b := range blocks {
-		s.WriteString(b.String())
-	}
-	return s.String()
 }

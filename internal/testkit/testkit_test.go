@@ -55,12 +55,11 @@ func TestStartFailureKeepsLog(t *testing.T) {
 	}
 }
 
+// TestCorefile checks the server blocks that Block writes.
 func TestCorefile(t *testing.T) {
-	got := Corefile(
-		Block{Port: 1053, Headless: true, Kubernetes: true, Kubeconfig: "/k", StartupTimeout: "10s"},
-		Block{Port: 1054, Ready: 8181, Pprof: 6060, Headless: true, Zones: "cluster.local", Namespaces: "default", PodNames: true},
-		Block{Port: 1055, Whoami: true, Plugins: []string{"cache 30"}, Kubernetes: true, KubernetesOptions: []string{"ttl 30"}},
-	)
+	got := Block{Port: 1053, Headless: true, Kubernetes: true, Kubeconfig: "/k", StartupTimeout: "10s"}.String() +
+		Block{Port: 1054, Ready: 8181, Pprof: 6060, Metrics: 9153, Headless: true, Zones: "cluster.local", HeadlessOptions: []string{"ttl 30"}}.String() +
+		Block{Port: 1055, Whoami: true, Plugins: []string{"cache 30"}, Kubernetes: true}.String()
 	want := `.:1053 {
     bind 127.0.0.1
     headless cluster.local in-addr.arpa ip6.arpa {
@@ -77,9 +76,9 @@ func TestCorefile(t *testing.T) {
     bind 127.0.0.1
     ready 127.0.0.1:8181
     pprof 127.0.0.1:6060
+    prometheus 127.0.0.1:9153
     headless cluster.local {
-        namespaces default
-        endpoint_pod_names
+        ttl 30
     }
 }
 .:1055 {
@@ -87,7 +86,6 @@ func TestCorefile(t *testing.T) {
     whoami
     cache 30
     kubernetes cluster.local in-addr.arpa ip6.arpa {
-        ttl 30
     }
 }
 `

@@ -21,16 +21,13 @@ import (
 // controllers and three fake nodes (test/cluster Options.Controllers), so
 // that the EndpointSlices are the EndpointSlice controller's, not the
 // fixtures': the seed's consul-server as its user made it (Parallel, with
-// publishNotReadyAddresses), which must give the seed document's answers
-// record by record (checkSeed), then a StatefulSet (OrderedReady) scaled up
+// publishNotReadyAddresses), then a StatefulSet (OrderedReady) scaled up
 // and down, a Parallel one of 8 shaped like a training job and its rolling
 // restart, a Deployment whose pods share a hostname and subdomain, a
 // selectorless Service with Endpoints that the mirroring controller copies
-// into slices, a pod whose readiness flips, the options unready_names,
-// answer_limit and extended_errors on those slices (optionsOnControllers),
-// behind a Service that publishes not ready addresses too, and a deleted
-// Service whose slices the garbage
-// collector removes. After each step, headless alone and in front of
+// into slices, a pod whose readiness flips, a Service that publishes not
+// ready addresses, and a deleted Service whose slices the garbage collector
+// removes. After each step, headless alone and in front of
 // kubernetes must answer every name of the namespace as kubernetes alone
 // does, over UDP and TCP, in the drop-in listeners and in the full ones
 // (zonal, with the nodes' zones). The control plane is dual-stack, its fake
@@ -75,7 +72,6 @@ func TestControllers(t *testing.T) {
 		}
 		waitServed(t, e, "consul-server.default.svc.cluster.local.", 3)
 		t.Logf("served by every listener %v after the objects were created", time.Since(begin).Round(time.Millisecond))
-		checkSeed(t, e)
 		compareNamespace(t, e, "default", &c)
 	})
 
@@ -184,10 +180,6 @@ func TestControllers(t *testing.T) {
 		}
 	})
 
-	t.Run("options", func(t *testing.T) {
-		optionsOnControllers(t, e)
-	})
-
 	t.Run("publishNotReadyAddresses", func(t *testing.T) {
 		// consul-server publishes the addresses of pods that are not
 		// ready: the controller keeps their endpoints ready, and says
@@ -231,7 +223,7 @@ func TestControllers(t *testing.T) {
 		// headless alone answers NXDOMAIN with its SOA.
 		probes := workloadProbes(before)
 		for i := range probes {
-			probes[i].passed = probes[i].qtype == dns.TypePTR
+			probes[i].Passed = probes[i].Qtype == dns.TypePTR
 		}
 		compareProbes(t, e, ns, probes, &c)
 	})
@@ -261,50 +253,6 @@ func TestControllers(t *testing.T) {
 	})
 
 	t.Logf("controllers: %d comparisons, %d identical, %d different, %d left out by design", c.same+c.different, c.same, c.different, c.excluded)
-}
-
-// checkSeed checks the seed document's answers for the consul-server that
-// the controllers made, at headless alone and in front of kubernetes, over
-// UDP and TCP, record by record: `dig consul-server` (the address of each
-// pod, authoritative), `dig consul-server srv` (for each pod, its 5 port
-// numbers with weight 4, and its address as glue) and the address of a pod
-// by its stable name. The addresses are those the fake nodes gave the pods.
-func checkSeed(t *testing.T, e *env) {
-	t.Helper()
-	const name = "consul-server.default.svc.cluster.local."
-	var wantA, wantSRV, wantGlue []string
-	var pod1 string
-	for i := range 3 {
-		host := fmt.Sprintf("consul-server-%d", i)
-		pod, err := e.cluster.Client.CoreV1().Pods("default").Get(t.Context(), host, meta.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ip, target := pod.Status.PodIP, host+"."+name
-		wantA = append(wantA, name+" 30 IN A "+ip)
-		wantGlue = append(wantGlue, target+" 30 IN A "+ip)
-		for _, port := range []int{8301, 8600, 8300, 8500, 8302} {
-			wantSRV = append(wantSRV, fmt.Sprintf("%s 30 IN SRV 0 4 %d %s", name, port, target))
-		}
-		if i == 1 {
-			pod1 = target + " 30 IN A " + ip
-		}
-	}
-	for _, addr := range []string{e.headless, e.both} {
-		for _, net := range []string{"udp", "tcp"} {
-			at := " over " + net + " at " + listenerName(addr)
-			a := testkit.Query(t, net, addr, name, dns.TypeA)
-			sameRecords(t, "dig consul-server"+at, a.Answer, wantA...)
-			if a.Rcode != dns.RcodeSuccess || !a.Authoritative {
-				t.Errorf("dig consul-server%s: rcode %s aa %v", at, dns.RcodeToString[a.Rcode], a.Authoritative)
-			}
-			srv := testkit.Query(t, net, addr, name, dns.TypeSRV)
-			sameRecords(t, "dig consul-server srv"+at, srv.Answer, wantSRV...)
-			sameRecords(t, "dig consul-server srv, glue"+at, srv.Extra, wantGlue...)
-			pod := testkit.Query(t, net, addr, "consul-server-1."+name, dns.TypeA)
-			sameRecords(t, "dig consul-server-1.consul-server"+at, pod.Answer, pod1)
-		}
-	}
 }
 
 // waitForEndpoints waits until the slices of the Service namespace/name hold
@@ -382,7 +330,7 @@ func compareNamespace(t *testing.T, e *env, namespace string, c *tally) {
 
 // compareProbes asks the listeners of e the probes, as compareNamespace
 // does.
-func compareProbes(t *testing.T, e *env, namespace string, probes []probe, c *tally) {
+func compareProbes(t *testing.T, e *env, namespace string, probes []testkit.Probe, c *tally) {
 	t.Helper()
 	before := *c
 	compare(t, e.listeners, probes, c)
@@ -444,10 +392,10 @@ func setReady(t *testing.T, e *env, namespace, name string, ready bool) {
 // workloadProbes are conformanceProbes for o, without its probes of the
 // conformance objects, and with the zonal names of each headless Service in
 // the nodes' zones.
-func workloadProbes(o testkit.Objects) []probe {
-	var ps []probe
-	for _, p := range conformanceProbes(o, nil, false) {
-		if !strings.Contains(p.name, "."+conf+".") {
+func workloadProbes(o testkit.Objects) []testkit.Probe {
+	var ps []testkit.Probe
+	for _, p := range testkit.ConformanceProbes(o, nil, false) {
+		if !strings.Contains(p.Name, "."+conf+".") {
 			ps = append(ps, p)
 		}
 	}
@@ -459,7 +407,7 @@ func workloadProbes(o testkit.Objects) []probe {
 		for _, z := range append(cluster.Zones, "eu-west-1a") {
 			for _, policy := range []string{"pin", "prefer", "nearest"} {
 				for _, t := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypeTXT} {
-					ps = append(ps, probe{name: z + "." + policy + "._zone." + name, qtype: t, headless: true})
+					ps = append(ps, testkit.Probe{Name: z + "." + policy + "._zone." + name, Qtype: t, Headless: true})
 				}
 			}
 		}

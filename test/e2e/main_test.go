@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"text/template"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/headlessdns/headless/internal/testkit"
 	"github.com/headlessdns/headless/test/cluster"
 
+	"github.com/miekg/dns"
 	"sigs.k8s.io/mcs-api/config/crd"
 )
 
@@ -26,7 +29,7 @@ type env struct {
 	// options beyond the kubernetes plugin (negative_ttl, stable_ptr).
 	listeners
 	// full are three listeners with every option the two plugins share
-	// turned on: zonal, multicluster, transfer, metadata.
+	// that changes answers turned on: zonal, multicluster.
 	full listeners
 	// pprof is the address of the pprof plugin.
 	pprof string
@@ -46,7 +49,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped:", err)
 		os.Exit(0)
 	}
-	e, err := start(cluster.Options{Audit: true})
+	e, err := start(cluster.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
@@ -128,8 +131,8 @@ type listener struct {
 	Name                 string
 	Port                 int
 	Headless, Kubernetes bool
-	// Full adds the zone clusterset.local and the options zonal,
-	// multicluster, transfer and metadata (logged by the log plugin).
+	// Full adds the zone clusterset.local and the options zonal and
+	// multicluster.
 	Full bool
 }
 
@@ -165,13 +168,6 @@ const corefileTemplate = `.:{{.Stub}} {
     }
     ready 127.0.0.1:{{$.Ready}}
     pprof 127.0.0.1:{{$.Pprof}}
-{{- end}}
-{{- if .Full}}
-    metadata
-    log . "metadata {{.Name}} {type} {name} {proto} md={/kubernetes/service}|{/kubernetes/namespace}|{/kubernetes/endpoint}|{/kubernetes/port-name}|{/kubernetes/protocol}|{/kubernetes/kind}|{/kubernetes/zone}|{/kubernetes/cluster}|{/kubernetes/parse-error}"
-    transfer {
-        to *
-    }
 {{- end}}
 {{- if .Headless}}
     headless cluster.local{{if .Full}} clusterset.local 10.in-addr.arpa{{end}} in-addr.arpa ip6.arpa {
@@ -222,4 +218,27 @@ func (cf corefileConfig) String() (string, error) {
 	var b bytes.Buffer
 	err := template.Must(template.New("Corefile").Parse(corefileTemplate)).Execute(&b, cf)
 	return b.String(), err
+}
+
+// records parses zone file lines.
+func records(t *testing.T, lines ...string) []dns.RR {
+	t.Helper()
+	rrs := make([]dns.RR, len(lines))
+	for i, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs[i] = rr
+	}
+	return rrs
+}
+
+// sameRecords fails the test unless got holds the records of the zone file
+// lines want, in any order.
+func sameRecords(t *testing.T, what string, got []dns.RR, want ...string) {
+	t.Helper()
+	if g, w := testkit.Records(got), testkit.Records(records(t, want...)); !slices.Equal(g, w) {
+		t.Errorf("%s:\n got %s\nwant %s", what, strings.Join(g, "\n     "), strings.Join(w, "\n     "))
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +37,6 @@ const (
 	randomNS        = "random"
 	sliceController = "endpointslice-controller.k8s.io"
 	settleTime      = 5 * time.Second // how long answers may differ after a step
-	loadQPS         = 1000
 	markerAddr      = "10.77.255.1" // of the marker's endpoint (see mark)
 	anchorAddr      = "10.77.254.1" // of anchor-0, always in the Service anchor
 )
@@ -107,7 +105,7 @@ func (s state) queries(services []string, into map[rQuery]bool) {
 		for _, sl := range s.slices {
 			for _, e := range sl.Endpoints {
 				if service(sl) == svc {
-					add(hostname(e)+"."+base, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
+					add(testkit.Hostname(e)+"."+base, dns.TypeA, dns.TypeAAAA, dns.TypeSRV)
 					if rev, err := dns.ReverseAddr(e.Addresses[0]); err == nil { // not of FQDN
 						into[rQuery{name: rev, qtype: dns.TypePTR, addr: e.Addresses[0]}] = true
 					}
@@ -194,10 +192,8 @@ type randomRun struct {
 // TCP (agree), within settleTime. The last step is a burst of -random.burst
 // changes back to back; then every name is compared, and the live heap of
 // the server must not have grown much: a leak of slices, views or
-// watches stays in it. All along, a query load (load) checks that every
-// answer is well formed, and that those for the Service anchor, whose slice
-// changes in place around anchor-0, have anchor-0: none may come from a
-// moment between two states.
+// watches stays in it. (That no answer comes from a moment between two
+// states, TestIndexConcurrent shows in process.)
 func TestRandomChanges(t *testing.T) {
 	start := time.Now()
 	// The API server warns of each FQDN slice written: FQDN endpoints are
@@ -214,7 +210,6 @@ func TestRandomChanges(t *testing.T) {
 	r.what = "the first objects"
 	r.settle(r.allQueries())
 	heapBefore := liveHeap(t)
-	l := startLoad(t)
 
 	for r.step = 1; r.step <= *randomSteps && (*randomTime == 0 || time.Since(start) < *randomTime); r.step++ {
 		before, qs := state{maps.Clone(r.services), maps.Clone(r.slices)}, map[rQuery]bool{}
@@ -239,7 +234,6 @@ func TestRandomChanges(t *testing.T) {
 	}
 	t.Logf("%s: written in %s", r.what, time.Since(began).Round(time.Millisecond))
 	r.settle(r.allQueries())
-	l.end(t)
 
 	heapAfter := liveHeap(t)
 	if heapAfter > 2*heapBefore+16<<20 {
@@ -394,69 +388,6 @@ func (r *randomRun) ask(checks []check, results map[check]answers) {
 	wg.Wait()
 }
 
-// load is the query load of TestRandomChanges: four queriers ask, loadQPS
-// times a second in all, at the drop-in and at headless alone, over UDP,
-// and again over TCP when no datagram comes back.
-type load struct {
-	stop         chan struct{}
-	wg           sync.WaitGroup
-	halt         func()
-	queries, bad atomic.Int64
-	first        atomic.Value // the first bad answer
-}
-
-func startLoad(t *testing.T) *load {
-	var names []rQuery
-	for _, svc := range append(randomServices[:len(randomServices):len(randomServices)], "anchor", "anchor", "anchor") {
-		base := svc + "." + randomNS + ".svc.cluster.local."
-		names = append(names, rQuery{name: base, qtype: dns.TypeA}, rQuery{name: "_http._tcp." + base, qtype: dns.TypeSRV}, rQuery{name: "h-1." + base, qtype: dns.TypeAAAA})
-	}
-	anchored := func(rr dns.RR) bool {
-		return strings.Contains(rr.String(), "anchor-0.") || strings.HasSuffix(rr.String(), "\t"+anchorAddr)
-	}
-	l := &load{stop: make(chan struct{})}
-	l.halt = sync.OnceFunc(func() { close(l.stop); l.wg.Wait() })
-	for i := range 4 {
-		l.wg.Go(func() {
-			rnd := rand.New(rand.NewPCG(uint64(i), 3))
-			for tick := time.Tick(4 * time.Second / loadQPS); ; {
-				select {
-				case <-l.stop:
-					return
-				case <-tick:
-				}
-				q, at := names[rnd.IntN(len(names))], []string{shared.both, shared.headless}[rnd.IntN(2)]
-				l.queries.Add(1)
-				m, err := testkit.Exchange("udp", at, testkit.NewQuery(q.name, q.qtype))
-				if err != nil {
-					m, err = testkit.Exchange("tcp", at, testkit.NewQuery(q.name, q.qtype))
-				}
-				if err == nil {
-					err = testkit.WellFormed(m)
-				}
-				if err == nil && q.qtype != dns.TypeAAAA && strings.Contains(q.name, "anchor.") && !slices.ContainsFunc(m.Answer, anchored) {
-					err = fmt.Errorf("no anchor-0 in\n%s", m)
-				}
-				if err != nil {
-					l.bad.Add(1)
-					l.first.CompareAndSwap(nil, fmt.Sprintf("%s at %s: %v", q, listenerName(at), err))
-				}
-			}
-		})
-	}
-	t.Cleanup(l.halt)
-	return l
-}
-
-// end stops the load and fails the test if an answer was bad.
-func (l *load) end(t *testing.T) {
-	l.halt()
-	t.Logf("query load: %d queries", l.queries.Load())
-	if n := l.bad.Load(); n > 0 {
-		t.Errorf("%d bad answers under load, the first: %s", n, l.first.Load())
-	}
-}
-
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 
 // change plays one random change: Services created, deleted, switched
@@ -553,7 +484,7 @@ func (r *randomRun) change() (string, []string) {
 	case n < 77:
 		e := endpoint()
 		e.Hostname = r.hostname()
-		what = fmt.Sprintf("%s named %s", e.Addresses[0], hostname(*e))
+		what = fmt.Sprintf("%s named %s", e.Addresses[0], testkit.Hostname(*e))
 	case n < 85:
 		// From pools where slices come to share addresses.
 		e := endpoint()

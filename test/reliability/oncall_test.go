@@ -220,6 +220,14 @@ func addresses(r *dns.Msg) []string {
 	return out
 }
 
+// leastPrivilege is the ClusterRole the plugin needs without
+// namespace_labels: list and watch of services and EndpointSlices (the root
+// package's TestWatchSelectors).
+var leastPrivilege = []rbac.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+}
+
 // deniedNamespaces returns a kubeconfig of a ServiceAccount that may list
 // and watch Services and EndpointSlices, not Namespaces, once RBAC says so.
 func deniedNamespaces(ctx context.Context, t testing.TB, c *cluster.Cluster) string {

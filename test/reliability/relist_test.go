@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -83,102 +82,42 @@ func (m model) apply(ctx context.Context, t testing.TB, c *cluster.Cluster, prev
 	}
 }
 
-// ready returns the ready endpoints of svc, sorted by address.
-func (m model) ready(svc string) []ep {
-	var out []ep
-	for _, eps := range m[svc] {
-		for _, e := range eps {
-			if !e.notReady {
-				out = append(out, e)
+// names returns the questions the test asks: the name of every service and
+// endpoint of the models, and the PTR of every address.
+func names(t testing.TB, models ...model) []named {
+	seen := map[named]bool{}
+	var out []named
+	add := func(n named) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, m := range models {
+		for svc, ss := range m {
+			base := svc + "." + relistNS + ".svc.cluster.local."
+			add(named{base, dns.TypeA})
+			add(named{base, dns.TypeSRV})
+			for _, eps := range ss {
+				for _, e := range eps {
+					add(named{e.host + "." + base, dns.TypeA})
+					add(named{reverse(t, e.ip), dns.TypePTR})
+				}
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ip < out[j].ip })
 	return out
 }
 
-// everything is every service and endpoint that any model of the test has:
-// what is not in the current one must not be answered.
-type everything struct {
-	services map[string]bool
-	eps      map[ep]string // endpoint -> service
-}
-
-func (all *everything) add(m model) {
-	for svc, ss := range m {
-		all.services[svc] = true
-		for _, eps := range ss {
-			for _, e := range eps {
-				e.notReady = false
-				all.eps[e] = svc
-			}
-		}
+// answers returns the answers of addr to qs as text: for each, its rcode
+// and its records.
+func answers(t testing.TB, addr string, qs []named) string {
+	var b strings.Builder
+	for _, q := range qs {
+		r := testkit.Query(t, "udp", addr, q.name, q.qtype)
+		fmt.Fprintf(&b, "%s: %s %s\n", q, dns.RcodeToString[r.Rcode], strings.Join(testkit.Records(r.Answer), "; "))
 	}
-}
-
-// matches asks s for every name of all and reports whether the answers are
-// those of m exactly: each ready address once, nothing deleted, nothing
-// not ready.
-func (m model) matches(t testing.TB, addr string, all *everything) (bool, string) {
-	t.Helper()
-	zone := ".svc.cluster.local."
-	for svc := range all.services {
-		name := svc + "." + relistNS + zone
-		want := m.ready(svc)
-		a := testkit.Query(t, "udp", addr, name, dns.TypeA)
-		if len(want) == 0 {
-			if a.Rcode != dns.RcodeNameError {
-				return false, fmt.Sprintf("%s A: %s, want NXDOMAIN", name, dns.RcodeToString[a.Rcode])
-			}
-			continue
-		}
-		var wantA, wantSRV []string
-		for _, e := range want {
-			wantA = append(wantA, e.ip)
-			wantSRV = append(wantSRV, fmt.Sprintf("80 %s.%s", e.host, name))
-		}
-		var gotA, gotSRV []string
-		for _, rr := range a.Answer {
-			if rr, ok := rr.(*dns.A); ok {
-				gotA = append(gotA, rr.A.String())
-			}
-		}
-		srv := testkit.Query(t, "udp", addr, name, dns.TypeSRV)
-		for _, rr := range srv.Answer {
-			if rr, ok := rr.(*dns.SRV); ok {
-				gotSRV = append(gotSRV, fmt.Sprintf("%d %s", rr.Port, rr.Target))
-			}
-		}
-		slices.Sort(gotA)
-		slices.Sort(wantA)
-		slices.Sort(gotSRV)
-		slices.Sort(wantSRV)
-		if !slices.Equal(gotA, wantA) {
-			return false, fmt.Sprintf("%s A: %v, want %v", name, gotA, wantA)
-		}
-		if !slices.Equal(gotSRV, wantSRV) {
-			return false, fmt.Sprintf("%s SRV: %v, want %v", name, gotSRV, wantSRV)
-		}
-	}
-	for e, svc := range all.eps {
-		host := e.host + "." + svc + "." + relistNS + zone
-		live := slices.ContainsFunc(m.ready(svc), func(r ep) bool { return r.ip == e.ip && r.host == e.host })
-		a := testkit.Query(t, "udp", addr, host, dns.TypeA)
-		ptr := testkit.Query(t, "udp", addr, reverse(t, e.ip), dns.TypePTR)
-		if !live {
-			if a.Rcode != dns.RcodeNameError || ptr.Rcode != dns.RcodeNameError {
-				return false, fmt.Sprintf("%s (gone or not ready): A %s, PTR %s, want NXDOMAIN", host, a, ptr)
-			}
-			continue
-		}
-		if len(a.Answer) != 1 || a.Answer[0].(*dns.A).A.String() != e.ip {
-			return false, fmt.Sprintf("%s A: %v, want %s", host, a.Answer, e.ip)
-		}
-		if len(ptr.Answer) != 1 || ptr.Answer[0].(*dns.PTR).Ptr != host {
-			return false, fmt.Sprintf("PTR %s: %v, want %s", e.ip, ptr.Answer, host)
-		}
-	}
-	return true, ""
+	return b.String()
 }
 
 // proxyKubeconfig writes an admin kubeconfig for c whose server is the
@@ -219,8 +158,9 @@ func pluginRequests(t testing.TB, c *cluster.Cluster, since time.Time) (lists, r
 
 // TestWatchCut cuts the plugin off the API server with a TCP proxy between
 // them while services and slices are deleted, added and modified; once the
-// proxy forwards again, DNS must answer the API state exactly: nothing
-// deleted survives, nothing is duplicated, nothing is missing.
+// proxy forwards again, DNS must answer the API state exactly, as the
+// kubernetes plugin, never cut off, answers it: nothing deleted survives,
+// nothing is duplicated, nothing is missing.
 //
 // client-go recovers in one of two ways, and the API server's audit log says
 // which one each cut took (the test logs it):
@@ -281,13 +221,24 @@ func TestWatchCut(t *testing.T) {
 	m3["new"] = map[string][]ep{"new-1": {{"n-1", "10.80.4.2", false}}}
 	m3["keep"]["keep-1"] = []ep{{"k-0", "10.80.0.1", false}, {"k-1", "10.80.0.2", false}}
 
-	all := &everything{services: map[string]bool{}, eps: map[ep]string{}}
-	for _, m := range []model{m0, m1, m2, m3} {
-		all.add(m)
-	}
+	qs := names(t, m0, m1, m2, m3)
 	m0.apply(ctx, t, c, model{})
+	ports, err := testkit.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oracle := testkit.Block{Port: ports[0], Kubernetes: true, Kubeconfig: c.Kubeconfig, StartupTimeout: "10s"}
+	k, err := testkit.Start(ctx, shared.bin, oracle.String(), time.Minute, oracle.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Stop)
 	s := startServer(t, serverOptions{Kubeconfig: proxyKubeconfig(t, c, p), Metrics: true, Pprof: true})
-	s.Eventually(t, liveness, "the first state in DNS", func() (bool, string) { return m0.matches(t, s.addr, all) })
+	asKubernetes := func() (bool, string) {
+		want, got := answers(t, oracle.Addr(), qs), answers(t, s.addr, qs)
+		return got == want, fmt.Sprintf("\n--- kubernetes:\n%s--- headless:\n%s", want, got)
+	}
+	s.Eventually(t, liveness, "the first state in DNS", asKubernetes)
 	goroutinesBefore := s.fewestGoroutines(t)
 
 	steps := []struct {
@@ -301,6 +252,7 @@ func TestWatchCut(t *testing.T) {
 		{"restart", reset, true, m2, m3},
 	}
 	for _, st := range steps {
+		before := answers(t, s.addr, qs)
 		failed := s.failedRequests(t)
 		p.cut(t, st.mode)
 		st.to.apply(ctx, t, c, st.from)
@@ -313,13 +265,13 @@ func TestWatchCut(t *testing.T) {
 		// Cut off, the plugin still answers the state it had, however often
 		// it tries to reach the API server.
 		s.retried(t, failed, outageRetries, func() {
-			if ok, diff := st.from.matches(t, s.addr, all); !ok {
-				t.Fatalf("cut (%s): the answers changed: %s", st.what, diff)
+			if now := answers(t, s.addr, qs); now != before {
+				t.Fatalf("cut (%s): the answers changed:\n--- before:\n%s--- now:\n%s", st.what, before, now)
 			}
 		})
 		p.restore(t)
 		back := time.Now()
-		s.Eventually(t, liveness, "the changes made during the cut ("+st.what+")", func() (bool, string) { return st.to.matches(t, s.addr, all) })
+		s.Eventually(t, liveness, "the changes made during the cut ("+st.what+")", asKubernetes)
 		// The test is meant to exercise a relist: check it did, once the
 		// audit log has it.
 		var lists, resumes int

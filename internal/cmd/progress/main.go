@@ -5,9 +5,8 @@
 //	progress -- go vet ./...
 //
 // With -what, the command must be a go build: it says what it builds and
-// how long that takes the first time, and counts the packages
-// compiled (see progress.GoBuild). Without, it prints the command line first,
-// as make does.
+// how long that takes the first time (see progress.GoBuild). Without, it
+// prints the command line first, as make does.
 package main
 
 import (
