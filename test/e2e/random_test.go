@@ -37,8 +37,8 @@ const (
 	randomNS        = "random"
 	sliceController = "endpointslice-controller.k8s.io"
 	settleTime      = 5 * time.Second // how long answers may differ after a step
-	markerAddr      = "10.77.255.1" // of the marker's endpoint (see mark)
-	anchorAddr      = "10.77.254.1" // of anchor-0, always in the Service anchor
+	markerAddr      = "10.77.255.1"   // of the marker's endpoint (see mark)
+	anchorAddr      = "10.77.254.1"   // of anchor-0, always in the Service anchor
 )
 
 // What the changes draw from; the names FQDN endpoints and ExternalName
