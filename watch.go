@@ -282,10 +282,9 @@ func (w *watcher) waitForSync(timeout time.Duration) bool {
 //
 // A live change is published at once unless more events have arrived
 // behind it: the changes of a burst are then published together once the
-// burst is through, or once the first has waited maxStaged, so that a
-// service of many slices builds its view once for the burst rather than
-// once a slice (BenchmarkGangStart; the gang start of make bench's largest
-// clusters).
+// burst is through, or maxStaged after the first, so that a service of many
+// slices builds its view a few times for the burst rather than once a slice
+// (the gang start of make bench's largest clusters).
 type reflectorStore struct {
 	name      string
 	watch     watchID
@@ -294,10 +293,9 @@ type reflectorStore struct {
 	health    *watchHealth
 	backlog   func() int // events received and not yet delivered
 
-	mu          sync.Mutex
-	staged      []any // changes not yet published
-	stagedSince time.Time
-	timer       *time.Timer // publishes them if the burst goes on
+	mu     sync.Mutex
+	staged []any       // changes not yet published
+	timer  *time.Timer // publishes them maxStaged after the first if the burst goes on
 
 	synced chan struct{}
 	once   sync.Once
@@ -329,12 +327,9 @@ func (s *reflectorStore) stage(obj any, gone bool) {
 	changed := s.index.stage(s.watch, obj, gone)
 	s.mu.Lock()
 	if changed {
-		if len(s.staged) == 0 {
-			s.stagedSince = time.Now()
-		}
 		s.staged = append(s.staged, obj)
 	}
-	due := len(s.staged) > 0 && (s.backlog() == 0 || time.Since(s.stagedSince) >= maxStaged)
+	due := len(s.staged) > 0 && s.backlog() == 0
 	if len(s.staged) > 0 && !due && s.timer == nil {
 		s.timer = time.AfterFunc(maxStaged, s.flush)
 	}
