@@ -10,17 +10,24 @@ import (
 )
 
 // RSS returns the resident set size of process pid in KiB, from /proc.
-func RSS(pid int) (int, error) {
+func RSS(pid int) (int, error) { return statusKB(pid, "VmRSS:") }
+
+// PeakRSS returns the peak resident set size of process pid in KiB (VmHWM),
+// since it started or since it was reset through /proc/pid/clear_refs.
+func PeakRSS(pid int) (int, error) { return statusKB(pid, "VmHWM:") }
+
+// statusKB returns the field of /proc/pid/status, in KiB.
+func statusKB(pid int, field string) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			return strconv.Atoi(f[1])
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // TCPConns returns the established TCP connections of process pid to port

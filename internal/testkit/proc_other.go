@@ -16,6 +16,10 @@ var errNoProc = fmt.Errorf("the memory and connections of a process are read fro
 // RSS returns the resident set size of process pid in KiB: on Linux only.
 func RSS(pid int) (int, error) { return 0, errNoProc }
 
+// PeakRSS returns the peak resident set size of process pid in KiB: on
+// Linux only.
+func PeakRSS(pid int) (int, error) { return 0, errNoProc }
+
 // TCPConns returns the established TCP connections of process pid to port:
 // on Linux only.
 func TCPConns(pid, port int) (int, error) { return 0, errNoProc }

@@ -282,20 +282,11 @@ func (b *bench) timedWrites(ctx context.Context, addr string, n, rate int, endpo
 			time.Sleep(d)
 		}
 		ns, sliceName, pos, name := endpoint(i)
-		client := b.cluster.Client.DiscoveryV1().EndpointSlices(ns)
-		s, err := client.Get(ctx, sliceName, meta.GetOptions{})
+		to, acked, err := b.writeEndpoint(ctx, ns, sliceName, pos, written)
 		if err != nil {
 			werr = err
 			break
 		}
-		to := writtenAddr(*written)
-		*written++
-		s.Endpoints[pos].Addresses = []string{to.String()}
-		if _, err := client.Update(ctx, s, meta.UpdateOptions{}); err != nil {
-			werr = err
-			break
-		}
-		acked := time.Now()
 		r.writeSpan = acked.Sub(start)
 		polls.Add(1)
 		go func() {
@@ -315,6 +306,24 @@ func (b *bench) timedWrites(ctx context.Context, addr string, n, rate int, endpo
 		werr = ctx.Err()
 	}
 	return r, werr
+}
+
+// writeEndpoint changes the address of the endpoint at pos in the slice
+// namespace/slice to one never used before, and returns it and when the
+// API server acknowledged the update. written counts the writes of the run.
+func (b *bench) writeEndpoint(ctx context.Context, namespace, slice string, pos int, written *int) (netip.Addr, time.Time, error) {
+	client := b.cluster.Client.DiscoveryV1().EndpointSlices(namespace)
+	s, err := client.Get(ctx, slice, meta.GetOptions{})
+	if err != nil {
+		return netip.Addr{}, time.Time{}, err
+	}
+	to := writtenAddr(*written)
+	*written++
+	s.Endpoints[pos].Addresses = []string{to.String()}
+	if _, err := client.Update(ctx, s, meta.UpdateOptions{}); err != nil {
+		return netip.Addr{}, time.Time{}, err
+	}
+	return to, time.Now(), nil
 }
 
 // pollAddress asks addr for name's A record until the answer holds want, for

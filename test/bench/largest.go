@@ -179,11 +179,7 @@ func (b *bench) measureLarge(ctx context.Context, w largeWorkload, kind string, 
 		return r, err
 	}
 	addr := testkit.Addr(ports[0])
-	block := testkit.Block{
-		Port: ports[0], Pprof: ports[1],
-		Whoami: kind == whoami, Kubernetes: kind == kubernetesKind, Headless: kind == headless,
-		Zones: "cluster.local in-addr.arpa", Kubeconfig: m.kubeconfig, StartupTimeout: "5m",
-	}.String()
+	block := b.corefileBlockWith(kind, ports[0], ports[1], m.kubeconfig)
 	start := func() (*testkit.Server, error) {
 		fmt.Fprintf(b.log, "largest: %s: starting %s alone ...\n", w, kind)
 		return testkit.StartPinned(ctx, 0, b.bin, block, 15*time.Minute, addr)
@@ -217,7 +213,7 @@ func (b *bench) measureLarge(ctx context.Context, w largeWorkload, kind string, 
 		}
 	}
 	r.ready = time.Since(begin)
-	if r.listPeakKB, err = peakRSS(srv.PID()); err != nil {
+	if r.listPeakKB, err = testkit.PeakRSS(srv.PID()); err != nil {
 		return r, err
 	}
 	if r.unforcedRSSKB, err = unforcedRSS(ctx, srv.PID(), b.cfg.settle); err != nil {
@@ -341,18 +337,11 @@ func (b *bench) forceRelist(ctx context.Context, pid int, m *meter, addr string,
 		return 0, 0, 0, err
 	}
 	ns, sliceName, pos, name := w.endpoint(*written * 7919 % w.pods())
-	slices := c.Client.DiscoveryV1().EndpointSlices(ns)
-	s, err := slices.Get(ctx, sliceName, meta.GetOptions{})
+	to, acked, err := b.writeEndpoint(ctx, ns, sliceName, pos, written)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	to := writtenAddr(*written)
-	*written++
-	s.Endpoints[pos].Addresses = []string{to.String()}
-	if _, err := slices.Update(ctx, s, meta.UpdateOptions{}); err != nil {
-		return 0, 0, 0, err
-	}
-	if _, ok := pollAddress(ctx, addr, name, to, time.Now()); !ok {
+	if _, ok := pollAddress(ctx, addr, name, to, acked); !ok {
 		return 0, 0, 0, fmt.Errorf("%s did not answer %s within %s of the API server's restart", name, to, writeTimeout)
 	}
 	took := time.Since(restart)
@@ -363,22 +352,6 @@ func (b *bench) forceRelist(ctx context.Context, pid int, m *meter, addr string,
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(b.cfg.settle)
-	peak, err := peakRSS(pid)
+	peak, err := testkit.PeakRSS(pid)
 	return peak, m.lists.Load() - lists, took, err
-}
-
-// peakRSS returns the peak resident set size of process pid in KiB
-// (VmHWM), since it started or since it was last reset.
-func peakRSS(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var kb int
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
-			return kb, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }

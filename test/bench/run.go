@@ -129,10 +129,16 @@ type bench struct {
 // with cacheDirective: CoreDNS orders the plugins by plugin.cfg, where cache
 // comes before headless, whatever their order in the block.
 func (b *bench) corefileBlock(kind string, port, pprofPort int) string {
+	return b.corefileBlockWith(kind, port, pprofPort, b.kubeconfig)
+}
+
+// corefileBlockWith is corefileBlock with the plugins reaching the API server
+// through kubeconfig.
+func (b *bench) corefileBlockWith(kind string, port, pprofPort int, kubeconfig string) string {
 	block := testkit.Block{
 		Port: port, Pprof: pprofPort,
 		Whoami: kind == whoami, Kubernetes: kind == kubernetesKind, Headless: kind == headless || kind == cacheKind,
-		Zones: "cluster.local in-addr.arpa", Kubeconfig: b.kubeconfig, StartupTimeout: "5m",
+		Zones: "cluster.local in-addr.arpa", Kubeconfig: kubeconfig, StartupTimeout: "5m",
 	}.String()
 	if kind == cacheKind {
 		block = strings.TrimSuffix(block, "}\n") + cacheDirective + "}\n"
